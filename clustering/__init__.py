@@ -1,0 +1,1 @@
+"""Encoder features -> faiss k-means -> unit labels."""

@@ -1,0 +1,1 @@
+"""The training and evaluation tasks: pretrain, finetune, evaluate, transcribe, demo."""

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import yaml
+
+from avsr.config import ConfigError, dump_config, from_dict, load_config, save_config, to_dict
+
+
+@dataclass(kw_only=True)
+class OptimCfg:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.98)
+    warmup: int = 100
+
+
+@dataclass(kw_only=True)
+class DemoCfg:
+    name: str = "run"
+    mode: Literal["av", "a", "v"] = "av"
+    layers: list[int] = field(default_factory=lambda: [1, 2])
+    out: Path | None = None
+    fp16: bool = False
+    train: OptimCfg = field(default_factory=OptimCfg)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    cfg = DemoCfg(name="x", mode="a", layers=[3], out=Path("/tmp/o"), train=OptimCfg(lr=0.5))
+    path = save_config(cfg, tmp_path / "c.yaml")
+    assert yaml.safe_load(path.read_text())["version"] == 1
+    back = load_config(DemoCfg, path)
+    assert back == cfg
+    assert to_dict(back)["train"]["betas"] == [0.9, 0.98]
+
+
+def test_unknown_key_lists_valid(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  lrr: 3\n")
+    with pytest.raises(ConfigError) as ei:
+        load_config(DemoCfg, p)
+    msg = str(ei.value)
+    assert "train.lrr" in msg and "lr" in msg and "warmup" in msg and str(p) in msg
+
+
+def test_wrong_type() -> None:
+    with pytest.raises(ConfigError, match="train.warmup"):
+        from_dict(DemoCfg, {"train": {"warmup": "ten"}})
+    with pytest.raises(ConfigError, match="mode"):
+        from_dict(DemoCfg, {"mode": "audio"})
+    with pytest.raises(ConfigError, match="fp16"):
+        from_dict(DemoCfg, {"fp16": 1})
+
+
+def test_overrides() -> None:
+    cfg = load_config(DemoCfg, None, ["train.lr=3e-4", "mode=v", "layers=[4, 5]", "out=/x"])
+    assert cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.mode == "v" and cfg.layers == [4, 5] and cfg.out == Path("/x")
+    assert cfg.train.warmup == 100  # untouched sibling keeps its default
+    with pytest.raises(ConfigError, match="unknown config key 'train.nope'"):
+        load_config(DemoCfg, None, ["train.nope=1"])
+    with pytest.raises(ConfigError, match="train.warmup"):
+        load_config(DemoCfg, None, ["train.warmup=1.5"])
+    with pytest.raises(ConfigError, match="key.path=value"):
+        load_config(DemoCfg, None, ["train.lr"])
+
+
+def test_int_promotes_to_float_and_dump() -> None:
+    cfg = from_dict(DemoCfg, {"train": {"lr": 1}})
+    assert isinstance(cfg.train.lr, float)
+    assert dump_config(cfg).startswith("version: 1\n")
