@@ -1,0 +1,1 @@
+"""Models: XLS-R-family audio encoders (``xlsr``), the audio-visual model (``av``), heads."""
