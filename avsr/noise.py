@@ -151,10 +151,14 @@ def parse_categories(text: str, allowed: Sequence[str] = CATEGORIES) -> list[str
     """``"babble,music"`` -> ``["babble", "music"]``, checked against ``allowed``."""
     items = [t.strip() for t in text.split(",")] if text else []
     if not items or any(not t for t in items):
-        raise UserError(f"--noise {text!r}: expected a comma-separated list of {', '.join(allowed)}")
+        raise UserError(
+            f"--noise {text!r}: expected a comma-separated list of {', '.join(allowed)}"
+        )
     for t in items:
         if t not in allowed:
-            raise UserError(f"--noise {text!r}: unknown noise type {t!r} (choose from {', '.join(allowed)})")
+            raise UserError(
+                f"--noise {text!r}: unknown noise type {t!r} (choose from {', '.join(allowed)})"
+            )
     return list(dict.fromkeys(items))
 
 
@@ -228,7 +232,9 @@ class NoiseBank:
                 if not entry:
                     continue
                 p = Path(entry)
-                candidates = [p] if p.is_absolute() else [folder / p, self.root / p, self.root.parent / p]
+                candidates = (
+                    [p] if p.is_absolute() else [folder / p, self.root / p, self.root.parent / p]
+                )
                 found = next((c for c in candidates if c.is_file()), None)
                 if found is None:
                     raise UserError(f"{lst}:{lineno}: noise file not found: {entry}")
@@ -248,7 +254,9 @@ class NoiseBank:
         files = self._files[category]
         if not files:
             where = f" (list {self.split}.tsv)" if self.split else ""
-            raise UserError(f"{self.root}: no noise files of type '{category}' in {self.root / category}{where}")
+            raise UserError(
+                f"{self.root}: no noise files of type '{category}' in {self.root / category}{where}"
+            )
         return files
 
     def load(self, path: Path) -> np.ndarray:

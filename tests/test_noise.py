@@ -27,7 +27,9 @@ def _speech(n: int, seed: int = 0, amp: float = 0.1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 16000
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
-    return (amp * env * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(n)).astype(np.float32)
+    return (amp * env * np.sin(2 * np.pi * 220 * t) + 0.01 * rng.standard_normal(n)).astype(
+        np.float32
+    )
 
 
 @pytest.mark.parametrize("noise_len", [3000, 16000, 50000])  # tiled, equal, cut
@@ -46,7 +48,9 @@ def test_measured_snr_matches_target(noise_len: int, snr: float) -> None:
 
 def test_tiling_and_cut_from_offset() -> None:
     noise = np.arange(10, dtype=np.float32)
-    np.testing.assert_array_equal(fit_length(noise, 25, 0)[:12], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1])
+    np.testing.assert_array_equal(
+        fit_length(noise, 25, 0)[:12], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    )
     np.testing.assert_array_equal(fit_length(noise, 4, 3), [3, 4, 5, 6])
     np.testing.assert_array_equal(fit_length(noise, 4, 8), [8, 9, 0, 1])
 
@@ -97,12 +101,16 @@ def _bank(tmp_path: Path) -> Path:
     for cat, n_files in [("babble", 2), ("music", 3)]:
         (root / cat).mkdir(parents=True)
         for i in range(n_files):
-            sf.write(root / cat / f"{cat}{i}.wav", rng.standard_normal(4000 + 1000 * i) * 0.1, 16000)
+            sf.write(
+                root / cat / f"{cat}{i}.wav", rng.standard_normal(4000 + 1000 * i) * 0.1, 16000
+            )
     (root / "noise").mkdir()  # present but empty
     # 8 kHz stereo file: resampled + downmixed on load
     (root / "speech").mkdir()
     sf.write(root / "speech" / "s0.wav", rng.standard_normal((800, 2)) * 0.1, 8000)
-    (root / "music" / "train.tsv").write_text("music/music0.wav\n" + str(root / "music" / "music2.wav") + "\n")
+    (root / "music" / "train.tsv").write_text(
+        "music/music0.wav\n" + str(root / "music" / "music2.wav") + "\n"
+    )
     return root
 
 
@@ -132,12 +140,17 @@ def test_noise_bank_deterministic_and_errors(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="'missing'"):
         bank.files("missing")
     # split list restricts the files
-    assert [p.name for p in NoiseBank(root, split="train").files("music")] == ["music0.wav", "music2.wav"]
+    assert [p.name for p in NoiseBank(root, split="train").files("music")] == [
+        "music0.wav",
+        "music2.wav",
+    ]
     mixed = bank.mix_for_clip(_speech(5000), "clip_9", "babble", 0.0, seed=3)
     noise = bank.for_clip("clip_9", "babble", 5000, seed=3)
     assert abs(measure_snr(_speech(5000), mixed - _speech(5000)) - 0.0) < 0.1
     np.testing.assert_allclose(mixed, mix_at_snr(_speech(5000), noise, 0.0))
-    np.testing.assert_array_equal(bank.mix_for_clip(_speech(100), "c", "babble", None, 0), _speech(100))
+    np.testing.assert_array_equal(
+        bank.mix_for_clip(_speech(100), "c", "babble", None, 0), _speech(100)
+    )
 
 
 def test_noise_bank_bad_list(tmp_path: Path) -> None:

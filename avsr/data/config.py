@@ -1,0 +1,45 @@
+"""Data options shared by pretraining, fine-tuning and evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    """How clips become batches.
+
+    Lengths are counted in **video frames at 25 fps** (1 frame = 640 audio
+    samples = 2 units at 50 Hz); ``max_frames_per_batch`` bounds the *padded*
+    batch size ``batch_size * longest clip`` in those frames (AV-HuBERT: 1000
+    video frames = 40 s per GPU). A single clip longer than the bound gets a
+    batch of its own.
+    """
+
+    max_crop_seconds: float | None = 16.0
+    """Training clips longer than this are randomly cropped (audio, video and units together).
+    Not applied to clips with text labels or at evaluation."""
+    max_keep_seconds: float | None = None
+    """Training clips longer than this are skipped (None: keep all)."""
+    min_keep_frames: int = 2
+    """Clips shorter than this many video frames are skipped."""
+    max_frames_per_batch: int = 1000
+    max_batch_size: int | None = None
+    image_size: int | None = None
+    """Resize the (96x96) ROI to image_size x image_size before cropping (None: keep)."""
+    crop_size: int = 88
+    """Random crop in training, centre crop at evaluation."""
+    hflip_prob: float = 0.5
+    modalities: Literal["av", "a", "v"] = "av"
+    """Which media to decode; the other modality's tensor in the batch is None."""
+    noise_dir: str | None = None
+    """MUSAN-layout folder; None disables noise augmentation."""
+    noise_split: str | None = "train"
+    """Use ``{category}/{noise_split}.tsv`` lists when present."""
+    noise_prob: float = 0.25
+    noise_snr_range: tuple[float, float] = (0.0, 0.0)
+    noise_categories: list[str] = field(
+        default_factory=lambda: ["babble", "music", "noise", "speech"]
+    )
+    seed: int = 1
