@@ -104,9 +104,17 @@ class LandmarkSource(abc.ABC):
     index in the decoded source video (``frame_index``); it returns an ``(N, 2)``
     float array of pixel coordinates (x, y) of one face -- the largest when there
     are several -- or ``None`` when no face is found.
+
+    The pipeline hands the source an upright RGB frame downscaled so that its
+    longer side is at most ``max_side`` (None: full resolution); coordinates are
+    in the pixels of the image passed in. A source with ``needs_image = False``
+    (e.g. precomputed landmarks) gets a zero-cost placeholder of the full
+    frame's shape and returns coordinates in full-resolution upright pixels.
     """
 
     scheme: LandmarkScheme = FACE_MESH_SCHEME
+    max_side: int | None = None
+    needs_image: bool = True
 
     @abc.abstractmethod
     def detect(self, rgb: np.ndarray, frame_index: int | None = None) -> np.ndarray | None:
@@ -162,6 +170,7 @@ class MediaPipeFaceMesh(LandmarkSource):
 
         self.static_image_mode = static_image_mode
         self.detect_max_side = detect_max_side
+        self.max_side = detect_max_side
         self._mesh: Any = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_image_mode,
             max_num_faces=max_num_faces,
@@ -206,9 +215,13 @@ class PrecomputedLandmarks(LandmarkSource):
     """Landmarks read from a file: ``.npy`` array (T, N, 2) or ``.npz`` with key ``landmarks``.
 
     Row t holds the pixel coordinates for source frame t; rows that are all NaN
-    mean "no face". ``detect`` ignores the image and returns row ``frame_index``
-    (or the next row when no index is given); frames past the end have no face.
+    mean "no face". Coordinates are pixels of the upright (rotation applied)
+    full-resolution frame. ``detect`` ignores the image and returns row
+    ``frame_index`` (the source frame's index in decode order; the next row when
+    no index is given); frames past the end have no face.
     """
+
+    needs_image = False
 
     def __init__(self, path: str | Path, scheme: LandmarkScheme = FACE_MESH_SCHEME) -> None:
         from avsr.errors import UserError

@@ -1,0 +1,442 @@
+"""One clip end to end (:func:`process_clip`) and the resumable parallel run (:func:`run`).
+
+Per clip: probe; audio (given file or the video's stream -> 16 kHz mono, aligned
+to the first video frame); decode at 25 fps by timestamp with landmarks from one
+landmark source opened for this clip (face mesh in tracking mode by default);
+skip with a reason when the clip is too short or the face share is below the
+threshold; interpolate, smooth, align, crop; write ``video/{id}.mp4`` and
+``audio/{id}.wav`` under temporary names, then rename.
+
+Every clip gives one report record (a JSON line in ``report.jsonl``): ``status``
+is ``ok``, ``skipped`` (bad input; ``reason`` is a short code and ``detail``
+says what is wrong) or ``failed`` (an unexpected error; retried on the next run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from avsr.io import atomic_path, atomic_write_text
+from avsr.logging_utils import get_logger
+from preprocessing.align import fill_missing, roi_matrices, smooth, warp_roi
+from preprocessing.audio import (
+    SAMPLE_RATE,
+    align_to_video,
+    decode_audio_stream,
+    load_audio_file,
+    write_wav,
+)
+from preprocessing.clip import Clip, PreprocessConfig
+from preprocessing.landmarks import LandmarkSource, MediaPipeFaceMesh, PrecomputedLandmarks
+from preprocessing.video_io import (
+    MediaError,
+    ResampleStats,
+    fit_size,
+    frame_to_array,
+    iter_resampled,
+    probe,
+    write_gray_video,
+)
+
+log = get_logger(__name__)
+
+SourceFactory = Callable[[Clip, PreprocessConfig], LandmarkSource]
+
+
+def default_source_factory(clip: Clip, cfg: PreprocessConfig) -> LandmarkSource:
+    """Precomputed landmarks when ``cfg.landmarks_dir`` is set, else mediapipe face mesh."""
+    if cfg.landmarks_dir:
+        base = Path(cfg.landmarks_dir)
+        for ext in (".npz", ".npy"):
+            if (base / f"{clip.id}{ext}").is_file():
+                return PrecomputedLandmarks(base / f"{clip.id}{ext}")
+        raise MediaError("no_landmarks", f"{base}: no {clip.id}.npz or {clip.id}.npy")
+    return MediaPipeFaceMesh(
+        static_image_mode=cfg.static_detection,
+        max_num_faces=cfg.max_num_faces,
+        min_detection_confidence=cfg.min_detection_confidence,
+        min_tracking_confidence=cfg.min_tracking_confidence,
+        detect_max_side=cfg.detect_max_side,
+    )
+
+
+def output_paths(out_dir: Path, clip_id: str) -> tuple[Path, Path]:
+    return out_dir / "video" / f"{clip_id}.mp4", out_dir / "audio" / f"{clip_id}.wav"
+
+
+def _get_audio(clip: Clip, has_stream: bool) -> tuple[np.ndarray, float | None, str]:
+    """(samples, start time or None for a separate file, source) of a clip."""
+    if clip.audio:
+        return load_audio_file(clip.audio), None, "file"
+    if not has_stream:
+        raise MediaError(
+            "no_audio", f"{clip.video}: no audio stream (use --keep-video-only to keep the video)"
+        )
+    samples, start = decode_audio_stream(clip.video)
+    return samples, start, "stream"
+
+
+def _landmark_pass(
+    clip: Clip, cfg: PreprocessConfig, source: LandmarkSource, keep_frames: bool
+) -> tuple[np.ndarray, list[np.ndarray] | None, list[int], ResampleStats]:
+    """Decode at cfg.fps and detect. Returns (track (T, N, 2) NaN where no face,
+    kept grayscale frames or None, source index per output frame, stats)."""
+    n_points = source.scheme.n_points
+    nan_row = np.full((n_points, 2), np.nan)
+    stats = ResampleStats()
+    track: list[np.ndarray] = []
+    frames: list[np.ndarray] | None = [] if keep_frames else None
+    src_index: list[int] = []
+    last_idx = -1
+    pts_store: np.ndarray = nan_row
+    gray: np.ndarray | None = None
+    budget = cfg.memory_budget_mb * 1024 * 1024
+    used = 0
+    for rf in iter_resampled(clip.video, cfg.fps, stats):
+        sf = rf.src
+        if sf.index != last_idx:
+            last_idx = sf.index
+            full_w, full_h = (
+                (sf.frame.height, sf.frame.width)
+                if sf.rotation in (90, 270)
+                else (sf.frame.width, sf.frame.height)
+            )
+            store_w, store_h = fit_size(full_w, full_h, cfg.store_max_side)
+            if source.needs_image:
+                rgb = np.ascontiguousarray(frame_to_array(sf, "rgb24", source.max_side))
+                pts = source.detect(rgb, frame_index=sf.index)
+                det_h, det_w = rgb.shape[:2]
+            else:
+                placeholder = np.broadcast_to(np.zeros(1, np.uint8), (full_h, full_w, 3))
+                pts = source.detect(placeholder, frame_index=sf.index)
+                det_w, det_h = full_w, full_h
+            if pts is None:
+                pts_store = nan_row
+            else:
+                pts_store = np.asarray(pts, dtype=np.float64) * np.array(
+                    [store_w / det_w, store_h / det_h]
+                )
+            if frames is not None:
+                gray = np.ascontiguousarray(frame_to_array(sf, "gray", cfg.store_max_side))
+                used += gray.nbytes
+                if used > budget:
+                    frames = None  # too big to keep: decode again for cropping
+                    gray = None
+        track.append(pts_store)
+        src_index.append(sf.index)
+        if frames is not None and gray is not None:
+            frames.append(gray)
+    arr = np.stack(track) if track else np.zeros((0, n_points, 2))
+    return arr, frames, src_index, stats
+
+
+def _gray_frames_again(clip: Clip, cfg: PreprocessConfig) -> Iterator[np.ndarray]:
+    last_idx, gray = -1, None
+    for rf in iter_resampled(clip.video, cfg.fps):
+        if rf.src.index != last_idx:
+            last_idx = rf.src.index
+            gray = np.ascontiguousarray(frame_to_array(rf.src, "gray", cfg.store_max_side))
+        assert gray is not None
+        yield gray
+
+
+def process_clip(
+    clip: Clip,
+    cfg: PreprocessConfig,
+    out_dir: str | Path,
+    source_factory: SourceFactory | None = None,
+) -> dict[str, Any]:
+    """Preprocess one clip; never raises for bad input (the record says what happened)."""
+    out_dir = Path(out_dir)
+    t_start = time.perf_counter()
+    rec: dict[str, Any] = {
+        "id": clip.id,
+        "status": "ok",
+        "reason": None,
+        "detail": "",
+        "video_in": clip.video,
+        "audio_in": clip.audio,
+        "split": clip.split,
+        "lang": clip.lang,
+    }
+    try:
+        _process(clip, cfg, out_dir, source_factory or default_source_factory, rec)
+    except MediaError as exc:
+        rec.update(status="skipped", reason=exc.reason, detail=exc.detail)
+    except Exception as exc:  # an unexpected error: record it, retry on the next run
+        rec.update(status="failed", reason="error", detail=f"{type(exc).__name__}: {exc}")
+        log.debug("clip %s failed:\n%s", clip.id, traceback.format_exc())
+    rec["seconds"] = round(time.perf_counter() - t_start, 3)
+    n = rec.get("n_video_frames") or 0
+    rec["frames_per_s"] = round(n / rec["seconds"], 1) if rec["seconds"] > 0 else None
+    return rec
+
+
+def _process(
+    clip: Clip, cfg: PreprocessConfig, out_dir: Path, factory: SourceFactory, rec: dict[str, Any]
+) -> None:
+    info = probe(clip.video)
+    rec.update(
+        width=info.width,
+        height=info.height,
+        rotation=info.rotation,
+        src_fps=round(info.fps, 4) if info.fps else None,
+        codec=info.codec,
+    )
+    # audio first: a clip without audio is skipped before the expensive part
+    samples: np.ndarray | None = None
+    audio_start: float | None = None
+    try:
+        samples, audio_start, audio_src = _get_audio(clip, info.has_audio)
+    except MediaError as exc:
+        if exc.reason != "no_audio" or not cfg.keep_video_only:
+            raise
+        audio_src = "none"
+    rec["audio_source"] = audio_src
+
+    source = factory(clip, cfg)
+    with source:
+        track, frames, src_index, stats = _landmark_pass(clip, cfg, source, keep_frames=True)
+    n_out = len(track)
+    rec.update(
+        src_frames=stats.n_source_frames,
+        duration_s=round(stats.duration, 4),
+        n_video_frames=n_out,
+        rotation=stats.rotation if stats.n_source_frames else rec["rotation"],
+    )
+    if stats.n_source_frames == 0:
+        raise MediaError("no_frames", f"{clip.video}: the video stream has no decodable frames")
+    if n_out < cfg.min_frames or stats.n_source_frames < cfg.min_frames:
+        raise MediaError(
+            "too_short",
+            f"{clip.video}: {stats.n_source_frames} source frames -> {n_out} frames at {cfg.fps} fps "
+            f"(< {cfg.min_frames})",
+        )
+    present = ~np.isnan(track).any(axis=(1, 2))
+    face_frames = int(present.sum())
+    share = face_frames / n_out
+    rec.update(face_frames=face_frames, face_share=round(share, 4))
+    if face_frames == 0 or share < cfg.min_face_share:
+        raise MediaError(
+            "no_face",
+            f"{clip.video}: face found in {face_frames}/{n_out} frames ({share:.0%} < {cfg.min_face_share:.0%})",
+        )
+    filled, n_interp = fill_missing(track)
+    rec["interpolated_frames"] = n_interp
+    smoothed = smooth(filled, cfg.smooth_window)
+    mats = roi_matrices(smoothed, source.scheme, cfg.crop)
+
+    gray_iter = iter(frames) if frames is not None else _gray_frames_again(clip, cfg)
+    rois = np.empty((n_out, cfg.crop, cfg.crop), np.uint8)
+    n_got = 0
+    for t, gray in zip(range(n_out), gray_iter):
+        rois[t] = warp_roi(gray, mats[t], cfg.crop)
+        n_got += 1
+    if n_got != n_out:
+        raise MediaError(
+            "decode_error", f"{clip.video}: second decoding gave {n_got} frames, expected {n_out}"
+        )
+
+    video_path, audio_path = output_paths(out_dir, clip.id)
+    with atomic_path(video_path) as tmp:
+        write_gray_video(tmp, rois, cfg.fps, cfg.crf)
+    rec["video"] = str(video_path.relative_to(out_dir))
+    video_dur = n_out / cfg.fps
+    rec["video_duration_s"] = round(video_dur, 4)
+    if samples is not None:
+        if audio_start is not None:
+            samples = align_to_video(samples, audio_start, stats.start)
+        raw_dur = len(samples) / SAMPLE_RATE
+        keep = min(len(samples), int(round(video_dur * SAMPLE_RATE)))
+        rec["audio_trimmed_s"] = round((len(samples) - keep) / SAMPLE_RATE, 4)
+        samples = samples[:keep]
+        with atomic_path(audio_path) as tmp:
+            write_wav(tmp, samples)
+        rec.update(
+            audio=str(audio_path.relative_to(out_dir)),
+            n_audio_samples=int(len(samples)),
+            audio_duration_s=round(len(samples) / SAMPLE_RATE, 4),
+            audio_raw_duration_s=round(raw_dur, 4),
+        )
+        if video_dur - len(samples) / SAMPLE_RATE > 0.04:
+            rec["detail"] = (
+                f"audio is {video_dur - len(samples) / SAMPLE_RATE:.3f} s shorter than the video"
+            )
+    else:
+        rec.update(audio=None, n_audio_samples=0, video_only=True)
+        rec["detail"] = "no audio: video only (--keep-video-only)"
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def load_report(path: Path) -> dict[str, dict[str, Any]]:
+    """id -> last record of ``report.jsonl``; a torn last line (killed run) is dropped and the file repaired."""
+    records: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return records
+    good: list[str] = []
+    bad = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            records[rec["id"]] = rec
+            good.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            bad += 1
+    if bad:
+        log.warning("%s: dropped %d unreadable line(s) (interrupted run)", path, bad)
+        atomic_write_text(path, "".join(f"{g}\n" for g in good))
+    return records
+
+
+def is_finished(rec: dict[str, Any] | None, out_dir: Path, cfg: PreprocessConfig) -> bool:
+    if rec is None:
+        return False
+    if rec.get("status") == "skipped":
+        return not cfg.redo_skipped
+    if rec.get("status") != "ok":
+        return False
+    video, audio = output_paths(out_dir, rec["id"])
+    return video.is_file() and (rec.get("audio") is None or audio.is_file())
+
+
+def remove_stale_temp_files(out_dir: Path) -> int:
+    """Delete temporary files left by a killed run (``.<name>.*.tmp``)."""
+    n = 0
+    for sub in ("video", "audio", ""):
+        d = out_dir / sub if sub else out_dir
+        if d.is_dir():
+            for p in d.glob(".*.tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    n += 1
+    return n
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+def _work(args: tuple[Clip, PreprocessConfig, str, SourceFactory | None]) -> dict[str, Any]:
+    clip, cfg, out_dir, factory = args
+    return process_clip(clip, cfg, out_dir, factory)
+
+
+def iter_process(
+    clips: Sequence[Clip],
+    cfg: PreprocessConfig,
+    out_dir: Path,
+    source_factory: SourceFactory | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Records as clips finish; in this process for one worker, else in spawned worker processes."""
+    jobs = [(c, cfg, str(out_dir), source_factory) for c in clips]
+    if cfg.workers <= 1 or len(jobs) <= 1:
+        _init_worker()
+        for job in jobs:
+            yield _work(job)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(
+        min(cfg.workers, len(jobs)), initializer=_init_worker, maxtasksperchild=50
+    ) as pool:
+        yield from pool.imap_unordered(_work, jobs, chunksize=1)
+
+
+def run(
+    clips: Sequence[Clip],
+    out_dir: str | Path,
+    cfg: PreprocessConfig,
+    source_factory: SourceFactory | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Preprocess ``clips`` into ``out_dir`` (resumable), then write the manifests.
+
+    Returns a summary: counts per status, frames processed, frames/s, manifest row counts.
+    """
+    from preprocessing.manifests import write_manifests
+
+    out_dir = Path(out_dir).resolve()
+    (out_dir / "video").mkdir(parents=True, exist_ok=True)
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    removed = remove_stale_temp_files(out_dir)
+    if removed:
+        log.info("removed %d temporary file(s) of an interrupted run", removed)
+    report_path = out_dir / "report.jsonl"
+    records = load_report(report_path)
+    todo = [c for c in clips if not is_finished(records.get(c.id), out_dir, cfg)]
+    log.info(
+        "%d clip(s): %d to do, %d already finished", len(clips), len(todo), len(clips) - len(todo)
+    )
+
+    from tqdm.auto import tqdm
+
+    disable = (not show_progress) or os.environ.get("AVSR_NO_PROGRESS") == "1"
+    bar = tqdm(
+        total=len(todo),
+        desc="preprocess",
+        unit="clip",
+        disable=disable,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
+    t0 = time.perf_counter()
+    frames_done = 0
+    try:
+        with open(report_path, "a", encoding="utf-8") as fh:
+            for rec in iter_process(todo, cfg, out_dir, source_factory):
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+                records[rec["id"]] = rec
+                if rec["status"] == "ok":
+                    frames_done += int(rec.get("n_video_frames") or 0)
+                else:
+                    log.warning(
+                        "%s: %s (%s) %s", rec["id"], rec["status"], rec["reason"], rec["detail"]
+                    )
+                elapsed = time.perf_counter() - t0
+                bar.set_postfix_str(f"{frames_done / max(elapsed, 1e-9):.1f} frames/s")
+                bar.update(1)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - t0
+    counts = write_manifests(out_dir, clips, records)
+    from avsr.config import save_config
+
+    save_config(cfg, out_dir / "preprocess.yaml")
+    statuses: dict[str, int] = {}
+    for c in clips:
+        st = records.get(c.id, {}).get("status", "missing")
+        statuses[st] = statuses.get(st, 0) + 1
+    return {
+        "clips": len(clips),
+        "processed_now": len(todo),
+        "statuses": statuses,
+        "frames": frames_done,
+        "seconds": round(elapsed, 2),
+        "frames_per_s": round(frames_done / elapsed, 1) if elapsed > 0 and frames_done else 0.0,
+        "manifests": counts,
+        "config": asdict(cfg),
+    }

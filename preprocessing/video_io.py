@@ -1,0 +1,283 @@
+"""Video decoding at a fixed output rate (by timestamp), rotation, and ROI video writing (PyAV).
+
+Output frame ``k`` shows the source frame on screen at time ``t0 + k / fps``
+(the last frame whose timestamp is <= that time), where ``t0`` is the first
+frame's timestamp. The clip lasts from ``t0`` to the end of the last source frame
+(its duration, else the median frame interval), so the output has
+``round(duration * fps)`` frames whatever the source rate, constant or variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OUT_FPS = 25
+
+
+class MediaError(Exception):
+    """A clip cannot be processed; ``reason`` is a short code for the report."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoInfo:
+    """What the container says about a video (before decoding).
+
+    width/height are the coded size; rotation is the counter-clockwise angle in
+    degrees (multiple of 90) that turns coded frames upright for display.
+    """
+
+    width: int
+    height: int
+    rotation: int
+    fps: float | None
+    n_frames: int | None
+    duration: float | None
+    has_audio: bool
+    codec: str
+
+
+def open_container(path: str | Path) -> Any:
+    """av.open with every failure mapped to MediaError('unreadable', ...)."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise MediaError("missing", f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise MediaError("unreadable", f"{path}: empty file")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise MediaError("unreadable", f"{path}: not a readable media file ({exc})") from exc
+
+
+def _rotation_of_stream(stream: Any) -> int:
+    """Rotation from the stream's 'rotate' tag (old muxers); 0 if none."""
+    tag = stream.metadata.get("rotate") if stream.metadata else None
+    if tag is None:
+        return 0
+    try:
+        # the legacy tag is the clockwise angle; convert to counter-clockwise
+        return normalise_rotation(-int(float(tag)))
+    except ValueError:
+        return 0
+
+
+def normalise_rotation(deg: float) -> int:
+    """Round to a multiple of 90 in {0, 90, 180, 270}."""
+    return int(round(deg / 90.0)) % 4 * 90
+
+
+def probe(path: str | Path) -> VideoInfo:
+    container = open_container(path)
+    try:
+        if not container.streams.video:
+            raise MediaError("no_video_stream", f"{path}: no video stream")
+        v = container.streams.video[0]
+        rate = v.average_rate or v.guessed_rate or v.base_rate
+        duration = None
+        if v.duration is not None and v.time_base is not None:
+            duration = float(v.duration * v.time_base)
+        elif container.duration is not None:
+            duration = container.duration / 1_000_000
+        return VideoInfo(
+            width=v.codec_context.width,
+            height=v.codec_context.height,
+            rotation=_rotation_of_stream(v),
+            fps=float(rate) if rate else None,
+            n_frames=v.frames or None,
+            duration=duration,
+            has_audio=bool(container.streams.audio),
+            codec=v.codec_context.name,
+        )
+    finally:
+        container.close()
+
+
+def rotate_display(img: np.ndarray, rotation: int) -> np.ndarray:
+    """Turn a coded frame (H, W[, C]) upright: rotate counter-clockwise by ``rotation`` degrees."""
+    k = normalise_rotation(rotation) // 90
+    return np.rot90(img, k=k) if k else img
+
+
+def fit_size(width: int, height: int, max_side: int | None) -> tuple[int, int]:
+    """(w, h) scaled down (never up) so that max(w, h) <= max_side; even sizes not required."""
+    if not max_side or max(width, height) <= max_side:
+        return width, height
+    f = max_side / max(width, height)
+    return max(1, round(width * f)), max(1, round(height * f))
+
+
+@dataclass
+class SourceFrame:
+    """One decoded source frame: its index in decode order, timestamp and the av.VideoFrame."""
+
+    index: int
+    time: float
+    frame: Any
+    rotation: int
+
+
+def iter_source_frames(path: str | Path) -> Iterator[SourceFrame]:
+    """Decode the first video stream; raise MediaError on decoding failures."""
+    import av
+
+    container = open_container(path)
+    try:
+        if not container.streams.video:
+            raise MediaError("no_video_stream", f"{path}: no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        tag_rotation = _rotation_of_stream(stream)
+        rate = stream.average_rate or stream.guessed_rate
+        fallback_dt = 1.0 / float(rate) if rate else 1.0 / OUT_FPS
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                t = frame.time
+                if t is None:
+                    t = index * fallback_dt
+                rot = frame.rotation if frame.rotation else tag_rotation
+                yield SourceFrame(
+                    index=index, time=float(t), frame=frame, rotation=normalise_rotation(rot)
+                )
+                index += 1
+        except av.FFmpegError as exc:
+            raise MediaError(
+                "decode_error",
+                f"{path}: decoding failed after {index} frames (truncated or corrupt?): {exc}",
+            ) from exc
+    finally:
+        container.close()
+
+
+@dataclass
+class ResampledFrame:
+    """Output frame ``out_index`` (at ``out_index / fps`` s) shows source frame ``src``."""
+
+    out_index: int
+    src: SourceFrame
+
+
+@dataclass
+class ResampleStats:
+    n_source_frames: int = 0
+    start: float = 0.0
+    duration: float = 0.0
+    n_out_frames: int = 0
+    rotation: int = 0
+
+
+def iter_resampled(
+    path: str | Path, fps: float = OUT_FPS, stats: ResampleStats | None = None
+) -> Iterator[ResampledFrame]:
+    """Frames at a constant ``fps``, chosen by timestamp (sample and hold); see module docstring.
+
+    Source frames that fall between two output times are skipped; a source frame
+    shown at several output times is yielded several times (same ``src`` object).
+    ``stats`` (if given) is filled in as decoding proceeds and final at the end.
+    """
+    stats = stats if stats is not None else ResampleStats()
+    prev: SourceFrame | None = None
+    t0 = 0.0
+    k = 0
+    intervals: list[float] = []
+    eps = 1e-6
+    for sf in iter_source_frames(path):
+        if prev is None:
+            t0 = sf.time
+            stats.rotation = sf.rotation
+        else:
+            dt = sf.time - prev.time
+            if dt > 0:
+                intervals.append(dt)
+            if dt <= 0:  # duplicate or out-of-order timestamp: keep the later frame only
+                prev = sf
+                stats.n_source_frames += 1
+                continue
+            rel = sf.time - t0
+            while k / fps < rel - eps:
+                yield ResampledFrame(out_index=k, src=prev)
+                k += 1
+        prev = sf
+        stats.n_source_frames += 1
+    if prev is None:
+        stats.start, stats.duration, stats.n_out_frames = 0.0, 0.0, 0
+        return
+    last_dur = None
+    fr = prev.frame
+    if fr.duration and fr.time_base is not None:
+        last_dur = float(fr.duration * fr.time_base)
+    if not last_dur or last_dur <= 0:
+        last_dur = float(np.median(intervals)) if intervals else 1.0 / fps
+    duration = (prev.time - t0) + last_dur
+    n_total = int(round(duration * fps))
+    stats.start, stats.duration = t0, duration
+    # frames already yielded can exceed n_total by one when the last frame is very short
+    while k < n_total:
+        yield ResampledFrame(out_index=k, src=prev)
+        k += 1
+    stats.n_out_frames = max(k, n_total)
+
+
+def frame_to_array(sf: SourceFrame, fmt: str, max_side: int | None = None) -> np.ndarray:
+    """Source frame -> upright array in ``fmt`` ('rgb24' (H, W, 3) or 'gray' (H, W)), downscaled to max_side."""
+    fr = sf.frame
+    w, h = fit_size(fr.width, fr.height, max_side)
+    if (w, h) != (fr.width, fr.height) or fr.format.name != fmt:
+        arr = fr.reformat(width=w, height=h, format=fmt, interpolation="AREA").to_ndarray()
+    else:
+        arr = fr.to_ndarray()
+    return rotate_display(arr, sf.rotation)
+
+
+def write_gray_video(
+    path: str | Path, frames: np.ndarray, fps: int = OUT_FPS, crf: int = 18
+) -> None:
+    """Write (T, H, W) uint8 grayscale frames as H.264 (yuv420p) mp4 at ``fps``.
+
+    The container format is set explicitly, so ``path`` may be a temporary name.
+    One encoder thread, so the same frames always give the same bytes.
+    """
+    import av
+
+    if frames.ndim != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected (T, H, W) uint8 frames, got {frames.shape} {frames.dtype}")
+    _, h, w = frames.shape
+    with av.open(str(path), mode="w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width = w
+        stream.height = h
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.thread_count = 1
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for img in frames:
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="gray")
+            vf = vf.reformat(format="yuv420p")
+            for packet in stream.encode(vf):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def read_gray_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """(T, H, W) uint8 frames and the stream's average rate (for tests and checks)."""
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        frames = [f.to_ndarray(format="gray") for f in c.decode(s)]
+        rate = float(s.average_rate) if s.average_rate else 0.0
+    if not frames:
+        return np.zeros((0, 0, 0), np.uint8), rate
+    return np.stack(frames), rate
