@@ -1,0 +1,114 @@
+"""Typed configuration of the audio-visual XLAVS-R model (kw_only dataclasses).
+
+Defaults are AV-HuBERT's where XLAVS-R is silent (SPEC "Fusion, masking,
+modality dropout, loss"). Every field can be set from YAML or ``--set
+model.section.key=value``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(kw_only=True)
+class EncoderSection:
+    """The audio Transformer the AV model is built around."""
+
+    family: Literal["wav2vec2"] = "wav2vec2"
+    """Encoder family (only XLS-R / wav2vec 2.0 for now; a placeholder for others)."""
+    arch: str = "tiny"
+    """Shape used when no initial checkpoint is given (``avsr.models.xlsr`` archs:
+    ``tiny``, ``xlsr_300m``, ``xlsr_1b``, ``xlsr_2b``)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """Encoder config fields to change (e.g. ``dropout``, ``layer_drop``,
+    ``feature_grad_scale``), applied to the arch or to the loaded checkpoint's config."""
+
+
+@dataclass(kw_only=True)
+class FbankSection:
+    """Filterbank front end (``audio_frontend: fbank``): AV-HuBERT's audio features."""
+
+    n_mels: int = 26
+    stack: int = 4
+
+
+@dataclass(kw_only=True)
+class VisualSection:
+    """ResNet-18 lip encoder (3D stem + BasicBlocks [2,2,2,2])."""
+
+    stem_channels: int = 64
+    widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    act: Literal["prelu", "relu"] = "prelu"
+    input_pool: int = 1
+    """Average-pool the input frames by this factor before the stem (1: none)."""
+    freeze_bn: bool = False
+    """BatchNorm layers in eval mode (running statistics): batch-split independent."""
+    sync_bn: bool = False
+    """Convert BatchNorm to SyncBatchNorm under multi-GPU training (NCCL only)."""
+
+
+@dataclass(kw_only=True)
+class FusionSection:
+    kind: Literal["concat", "add"] = "concat"
+    init_audio_identity: bool = True
+
+
+@dataclass(kw_only=True)
+class MaskingSection:
+    """Span masks per modality; spans count each modality's own frames."""
+
+    audio_prob: float = 0.8
+    audio_span: int = 10
+    video_prob: float = 0.3
+    video_span: int = 5
+    min_masks: int = 2
+
+
+@dataclass(kw_only=True)
+class ModalityDropoutSection:
+    p: float = 0.5
+    """Probability of dropping one modality of a row (training, input mode ``av``)."""
+    audio_share: float = 0.5
+    """Share of the drops that drop the audio (the rest drop the video)."""
+
+
+@dataclass(kw_only=True)
+class HeadSection:
+    proj_dim: int = 256
+    temperature: float = 0.1
+
+
+@dataclass(kw_only=True)
+class LossSection:
+    masked_weight: float = 1.0
+    unmasked_weight: float = 0.0
+
+
+@dataclass(kw_only=True)
+class AVModelConfig:
+    """The AV encoder (front ends, fusion, masking, dropout) and its pretraining head."""
+
+    encoder: EncoderSection = field(default_factory=EncoderSection)
+    modalities: list[Literal["audio", "video"]] = field(default_factory=lambda: ["audio", "video"])
+    """``[audio]`` gives the audio-only model of stage 0 (no lip encoder, no fusion)."""
+    audio_frontend: Literal["cnn", "fbank"] = "cnn"
+    """``cnn``: the learnable XLS-R CNN on the waveform (50 Hz); ``fbank``: 26 log-mel
+    x 4 stacked (25 Hz, the encoder then runs at 25 Hz)."""
+    normalize_audio: bool = True
+    """Per-utterance zero mean / unit variance of the waveform (XLS-R input convention)."""
+    fbank: FbankSection = field(default_factory=FbankSection)
+    visual: VisualSection = field(default_factory=VisualSection)
+    fusion: FusionSection = field(default_factory=FusionSection)
+    masking: MaskingSection = field(default_factory=MaskingSection)
+    modality_dropout: ModalityDropoutSection = field(default_factory=ModalityDropoutSection)
+    head: HeadSection = field(default_factory=HeadSection)
+    loss: LossSection = field(default_factory=LossSection)
+    seed: int = 1
+    """Seed of the mask / modality-dropout draws (per clip id and step: independent of
+    how a batch is split across processes, and reproduced on resume)."""
+
+    @property
+    def has_video(self) -> bool:
+        return "video" in self.modalities

@@ -1,0 +1,385 @@
+"""The audio-visual XLAVS-R encoder and its masked-prediction pretraining model.
+
+Data flow of :class:`AVEncoder` (B batch, S samples, Tv video frames, T encoder frames)::
+
+    audio (B,S) -- normalise -- XLS-R CNN -- LayerNorm -- Linear -> a (B,T,D)    [cnn, 50 Hz]
+               \\- log-mel 26 x 4 stacked -- LayerNorm -- Linear -> a (B,T,D)     [fbank, 25 Hz]
+    video (B,1,Tv,H,W) -- ResNet-18 lip encoder -- Linear -> v (B,Tv,D)          [25 fps]
+    masking (training): spans of a / v replaced by a learned embedding per modality
+    modality dropout / input mode: a or v multiplied by 0 per row
+    v repeated to the audio rate (x2 at 50 Hz), trimmed / zero-padded to T
+    fusion (concat: LayerNorm(2D) + Linear(2D, D))  -> positional conv -> Transformer
+
+The encoder frame rate is ``frame_rate`` (50 with the XLS-R CNN, 25 with the
+filterbank front end); audio is the clock: ``T`` comes from the audio lengths
+(also when the audio tensor is absent or zeroed).
+
+Randomness (masks, modality dropout) is drawn per row from a numpy generator;
+callers pass one generator per row (``rngs``) to make the draws depend only on
+the clip and the step (:class:`AVPretrainModel` does), otherwise generators are
+seeded from torch's global RNG.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from avsr.models.av.config import AVModelConfig
+from avsr.models.av.dropout import draw_modality, modality_keep_flags
+from avsr.models.av.fbank import FbankFrontend
+from avsr.models.av.fusion import Fusion, align_mask, align_video
+from avsr.models.av.heads import UnitPredictionHead
+from avsr.models.av.masking import span_mask
+from avsr.models.av.visual import LipEncoder
+from avsr.models.xlsr.model import normalize_waveform
+
+if TYPE_CHECKING:
+    from avsr.data.batch import AVBatch
+    from avsr.models.xlsr import XlsrEncoder
+
+Modality = Literal["av", "a", "v"]
+
+
+@dataclass
+class AVEncoderOutput:
+    """``feats`` (B, T, D) final encoder output (after the final LayerNorm);
+    ``lens`` (B,) valid frames per row; ``padding_mask`` (B, T) bool, True on
+    *padded* frames; ``mask`` (B, T) bool union of the masked audio/video frames
+    (None without masking)."""
+
+    feats: Tensor
+    lens: Tensor
+    padding_mask: Tensor
+    mask: Tensor | None = None
+    keep_audio: Tensor | None = None
+    """(B,) bool: rows whose audio stream was used (not dropped / not mode ``v``)."""
+    keep_video: Tensor | None = None
+    """(B,) bool: rows whose video stream was used (all False without a lip encoder)."""
+
+
+def _global_rngs(n: int) -> list[np.random.Generator]:
+    seeds = torch.randint(0, 2**62, (n,), dtype=torch.long).tolist()
+    return [np.random.default_rng(s) for s in seeds]
+
+
+class AVEncoder(nn.Module):
+    """XLS-R Transformer with an audio front end, optional lip encoder and fusion.
+
+    ``modalities == ["audio"]`` gives the audio-only encoder of stage 0: no lip
+    encoder, no fusion; its weights are exactly an XLS-R encoder's
+    (:attr:`xlsr`), plus the audio mask embedding.
+    """
+
+    def __init__(self, cfg: AVModelConfig, xlsr: XlsrEncoder) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.xlsr = xlsr
+        d = int(xlsr.model_dim)
+        self.model_dim = d
+        fe = xlsr.frontend
+        self.fbank: FbankFrontend | None = None
+        if cfg.audio_frontend == "fbank":
+            self.fbank = FbankFrontend(d, n_mels=cfg.fbank.n_mels, stack=cfg.fbank.stack)
+            # the CNN path is unused with filterbanks: remove it (no unused parameters under DDP)
+            fe.feature_extractor = None
+            fe.post_extract_layer_norm = None
+            fe.model_dim_proj = None
+            self.frame_rate = 100 // cfg.fbank.stack
+        else:
+            self.frame_rate = 50
+        self.visual: LipEncoder | None = None
+        self.video_proj: nn.Linear | None = None
+        self.video_mask_emb: nn.Parameter | None = None
+        self.fusion: Fusion | None = None
+        if cfg.has_video:
+            v = cfg.visual
+            self.visual = LipEncoder(
+                stem_channels=v.stem_channels,
+                widths=v.widths,
+                blocks=v.blocks,
+                act=v.act,
+                input_pool=v.input_pool,
+            )
+            self.visual.freeze_bn = v.freeze_bn
+            self.video_proj = nn.Linear(self.visual.out_dim, d)
+            self.video_mask_emb = nn.Parameter(torch.empty(d).uniform_())
+            self.fusion = Fusion(
+                d, cfg.fusion.kind, init_audio_identity=cfg.fusion.init_audio_identity
+            )
+        if "audio" not in cfg.modalities:
+            raise ValueError(
+                "the AV model needs the audio modality (it is the clock and the pretrained path)"
+            )
+
+    # ------------------------------------------------------------------ lengths
+    def output_lens(self, audio_lens: Tensor) -> Tensor:
+        """Encoder frames for ``audio_lens`` samples, (B,) int64."""
+        if self.fbank is not None:
+            return self.fbank.output_lens(audio_lens)
+        return self.xlsr.frame_counts(audio_lens).to(audio_lens.device)
+
+    @property
+    def video_repeat(self) -> int:
+        return 2 if self.frame_rate == 50 else 1
+
+    # ------------------------------------------------------------------ pieces
+    def _audio_features(self, audio: Tensor, audio_lens: Tensor) -> Tensor:
+        """(B, S) -> (B, T, D), projected (before masking)."""
+        if self.cfg.normalize_audio:
+            audio = normalize_waveform(audio, audio_lens)
+        if self.fbank is not None:
+            feats, _ = self.fbank(audio, audio_lens)
+            return feats
+        feats, _ = self.xlsr.extract_features(audio, audio_lens)
+        return self.xlsr.project(feats)
+
+    def _transformer(self, x: Tensor, lens: Tensor) -> Tensor:
+        """Fused (B, T, D) -> positional conv -> Transformer (incl. final LayerNorm)."""
+        from fairseq2.nn import BatchLayout
+
+        layout = BatchLayout.of(x, seq_lens=[int(n) for n in lens.tolist()])
+        return self.xlsr.encode(x, layout)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        audio: Tensor | None,
+        audio_lens: Tensor,
+        video: Tensor | None = None,
+        video_lens: Tensor | None = None,
+        *,
+        modality: Modality = "av",
+        apply_mask: bool = False,
+        modality_dropout: bool | None = None,
+        rngs: Sequence[np.random.Generator] | None = None,
+    ) -> AVEncoderOutput:
+        """audio (B, S) or None (zeros), audio_lens (B,) samples; video (B, 1, Tv, H, W)
+        normalised pixels or None, video_lens (B,) frames at 25 fps.
+
+        ``modality``: ``av`` both, ``a`` video zeros, ``v`` audio zeros (what modality
+        dropout does). ``apply_mask``: span-mask both streams (pretraining).
+        ``modality_dropout``: default on in training mode for ``av`` input.
+        """
+        keep_a_mode, keep_v_mode = modality_keep_flags(modality)
+        b = audio_lens.shape[0]
+        device = audio_lens.device
+        lens = self.output_lens(audio_lens)
+        t = int(lens.max()) if b else 0
+        has_video = self.visual is not None
+        if modality_dropout is None:
+            modality_dropout = self.training
+        draw_dropout = (
+            modality_dropout and has_video and modality == "av" and self.cfg.modality_dropout.p > 0
+        )
+        if rngs is None and (apply_mask or draw_dropout):
+            rngs = _global_rngs(b)
+        keep_a = [keep_a_mode] * b
+        keep_v = [keep_v_mode and has_video] * b
+        if draw_dropout:
+            assert rngs is not None
+            flags = [
+                draw_modality(r, self.cfg.modality_dropout.p, self.cfg.modality_dropout.audio_share)
+                for r in rngs
+            ]
+            keep_a = [f[0] for f in flags]
+            keep_v = [f[1] for f in flags]
+
+        # ---- audio stream
+        d = self.model_dim
+        if any(keep_a) and audio is None:
+            raise ValueError("audio is None but the input mode needs audio (use modality='v')")
+        if any(keep_a):
+            a = self._audio_features(audio, audio_lens)  # type: ignore[arg-type]
+            if a.shape[1] != t:
+                a = align_video(a, t, 1)
+        else:
+            dtype = video.dtype if video is not None else torch.float32
+            a = torch.zeros(b, t, d, device=device, dtype=dtype)
+
+        # ---- video stream (at 25 fps until alignment)
+        v = None
+        if has_video:
+            assert self.video_proj is not None
+            if any(keep_v):
+                if video is None or video_lens is None:
+                    raise ValueError(
+                        "video is None but the input mode needs video (use modality='a')"
+                    )
+                v = self.video_proj(self.visual(video))  # type: ignore[misc]
+            else:
+                tv = (
+                    video.shape[2]
+                    if video is not None
+                    else (t + self.video_repeat - 1) // self.video_repeat
+                )
+                v = a.new_zeros(b, tv, d)
+            if video_lens is None:
+                video_lens = torch.full((b,), v.shape[1], dtype=torch.long, device=device)
+
+        # ---- masking
+        mask = None
+        if apply_mask:
+            assert rngs is not None
+            m = self.cfg.masking
+            amask = np.stack(
+                [
+                    span_mask(int(n), t, m.audio_prob, m.audio_span, m.min_masks, r)
+                    for n, r in zip(lens.tolist(), rngs)
+                ]
+            )
+            amask_t = torch.from_numpy(amask).to(device)
+            a = torch.where(amask_t[..., None], self.xlsr.mask_emb.to(a.dtype), a)
+            mask = amask_t
+            if v is not None:
+                assert self.video_mask_emb is not None and video_lens is not None
+                tv = v.shape[1]
+                vmask = np.stack(
+                    [
+                        span_mask(min(int(n), tv), tv, m.video_prob, m.video_span, m.min_masks, r)
+                        for n, r in zip(video_lens.tolist(), rngs)
+                    ]
+                )
+                vmask_t = torch.from_numpy(vmask).to(device)
+                v = torch.where(vmask_t[..., None], self.video_mask_emb.to(v.dtype), v)
+                mask = mask | align_mask(vmask_t, t, self.video_repeat)
+
+        # ---- modality dropout / input mode
+        if not all(keep_a):
+            a = a * torch.tensor(keep_a, dtype=a.dtype, device=device)[:, None, None]
+        if v is not None and not all(keep_v):
+            v = v * torch.tensor(keep_v, dtype=v.dtype, device=device)[:, None, None]
+
+        # ---- fusion
+        if v is not None:
+            assert self.fusion is not None
+            x = self.fusion(a, align_video(v, t, self.video_repeat))
+        else:
+            x = a
+        padding_mask = torch.arange(t, device=device)[None] >= lens[:, None]
+        if mask is not None:
+            mask = mask & ~padding_mask
+        feats = self._transformer(x, lens)
+        return AVEncoderOutput(
+            feats=feats,
+            lens=lens,
+            padding_mask=padding_mask,
+            mask=mask,
+            keep_audio=torch.tensor(keep_a, dtype=torch.bool, device=device),
+            keep_video=torch.tensor(keep_v, dtype=torch.bool, device=device),
+        )
+
+
+def row_rngs(ids: Sequence[str], seed: int, step: int) -> list[np.random.Generator]:
+    """One generator per clip, from (seed, step, crc32(clip id)): independent of batch split."""
+    return [np.random.default_rng([seed, step, zlib.crc32(i.encode("utf-8"))]) for i in ids]
+
+
+class AVPretrainModel(nn.Module):
+    """AVEncoder + unit prediction head; ``forward(batch) -> StepOutput``.
+
+    Training: modality dropout and span masking on; loss = masked_weight *
+    CE(masked frames) + unmasked_weight * CE(unmasked frames), summed;
+    ``sample_size`` counts the frames with non-zero weight. Evaluation: masks are
+    still drawn (seeded by clip id only, reproducible) so masked accuracy can be
+    measured; no modality dropout. 50 Hz units are subsampled by 2 for a 25 Hz encoder.
+    """
+
+    def __init__(self, encoder: AVEncoder, num_units: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.num_units = num_units
+        h = encoder.cfg.head
+        self.head = UnitPredictionHead(
+            encoder.model_dim, num_units, proj_dim=h.proj_dim, temperature=h.temperature
+        )
+        self.register_buffer("draw_step", torch.zeros((), dtype=torch.long))
+
+    @property
+    def cfg(self) -> AVModelConfig:
+        return self.encoder.cfg
+
+    def targets(self, units: Tensor, t: int) -> Tensor:
+        """units (B, U) at 50 Hz (-100 padded) -> (B, t) at the encoder rate."""
+        if self.encoder.frame_rate == 25:
+            units = units[:, ::2]
+        if units.shape[1] >= t:
+            return units[:, :t]
+        pad = units.new_full((units.shape[0], t - units.shape[1]), -100)
+        return torch.cat([units, pad], dim=1)
+
+    def forward(self, batch: AVBatch, *, modality: Modality = "av") -> Any:
+        if batch.units is None:
+            raise ValueError("pretraining batches need unit labels")
+        if self.training:
+            step = int(self.draw_step)
+            self.draw_step += 1
+            seed_step = step
+        else:
+            seed_step = -1
+        rngs = row_rngs(batch.ids, self.cfg.seed, seed_step & 0x7FFFFFFFFFFFFFFF)
+        out = self.encoder(
+            batch.audio,
+            batch.audio_lens,
+            batch.video,
+            batch.video_lens,
+            modality=modality,
+            apply_mask=True,
+            modality_dropout=self.training,
+            rngs=rngs,
+        )
+        return self.loss(out, batch.units)
+
+    def loss(self, out: AVEncoderOutput, units: Tensor) -> Any:
+        from avsr.train import StepOutput
+
+        assert out.mask is not None
+        tgt = self.targets(units.to(out.feats.device), out.feats.shape[1])
+        valid = (tgt >= 0) & ~out.padding_mask
+        sel_m = valid & out.mask
+        sel_u = valid & ~out.mask
+        w = self.cfg.loss
+        logs: dict[str, float] = {}
+        total = out.feats.new_zeros((), dtype=torch.float32)
+        sample_size = 0
+        for name, sel, weight in (
+            ("masked", sel_m, w.masked_weight),
+            ("unmasked", sel_u, w.unmasked_weight),
+        ):
+            n = int(sel.sum())
+            if n == 0:
+                logs[f"n_{name}"] = 0.0
+                logs[f"correct_{name}"] = 0.0
+                logs[f"loss_{name}"] = 0.0
+                continue
+            need_grad = weight > 0
+            with torch.set_grad_enabled(need_grad and torch.is_grad_enabled()):
+                logits = self.head(out.feats[sel])
+                ce = F.cross_entropy(logits, tgt[sel], reduction="sum")
+            logs[f"n_{name}"] = float(n)
+            logs[f"correct_{name}"] = float((logits.argmax(-1) == tgt[sel]).sum())
+            logs[f"loss_{name}"] = float(ce.detach())
+            if need_grad:
+                total = total + weight * ce
+                sample_size += n
+        if sample_size == 0:
+            # keep every parameter in the graph (DDP) with a zero loss
+            total = total + 0.0 * sum(p.sum() for p in self.parameters() if p.requires_grad)
+        return StepOutput(loss=total, sample_size=sample_size, logs=logs)
+
+
+def build_av_encoder(cfg: AVModelConfig, xlsr: XlsrEncoder | None = None) -> AVEncoder:
+    """An AVEncoder around ``xlsr`` (or a fresh encoder of ``cfg.encoder.arch``)."""
+    if xlsr is None:
+        from avsr.models.xlsr.config import arch_config
+        from avsr.models.xlsr.model import build_encoder
+
+        xlsr = build_encoder(arch_config(cfg.encoder.arch, **cfg.encoder.overrides))
+    return AVEncoder(cfg, xlsr)
