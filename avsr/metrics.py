@@ -93,7 +93,10 @@ class ErrorCounts:
 
     def __add__(self, other: ErrorCounts) -> ErrorCounts:
         return ErrorCounts(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in dataclasses.fields(self)}
+            **{
+                f.name: getattr(self, f.name) + getattr(other, f.name)
+                for f in dataclasses.fields(self)
+            }
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,7 +193,13 @@ class BleuStats:
         if self.sentences == 0:
             return float("nan")
         return float(
-            BLEU.compute_bleu(list(self.correct), list(self.total), self.sys_len, self.ref_len, smooth_method="exp").score
+            BLEU.compute_bleu(
+                list(self.correct),
+                list(self.total),
+                self.sys_len,
+                self.ref_len,
+                smooth_method="exp",
+            ).score
         )
 
     def __add__(self, other: BleuStats) -> BleuStats:
@@ -225,7 +234,13 @@ def bleu_stats(refs: Sequence[str], hyps: Sequence[str]) -> BleuStats:
     if not refs:
         return BleuStats()
     s = _bleu_metric().corpus_score(list(hyps), [list(refs)])
-    return BleuStats(sentences=len(refs), correct=list(s.counts), total=list(s.totals), sys_len=s.sys_len, ref_len=s.ref_len)
+    return BleuStats(
+        sentences=len(refs),
+        correct=list(s.counts),
+        total=list(s.totals),
+        sys_len=s.sys_len,
+        ref_len=s.ref_len,
+    )
 
 
 def bleu(refs: Sequence[str], hyps: Sequence[str]) -> float:
@@ -267,7 +282,9 @@ class Score:
 
 def score(refs: Sequence[str], hyps: Sequence[str], *, with_bleu: bool = False) -> Score:
     """WER/CER counts, plus BLEU statistics when ``with_bleu``."""
-    return Score(counts=error_counts(refs, hyps), bleu=bleu_stats(refs, hyps) if with_bleu else None)
+    return Score(
+        counts=error_counts(refs, hyps), bleu=bleu_stats(refs, hyps) if with_bleu else None
+    )
 
 
 def score_by_language(

@@ -76,7 +76,9 @@ def test_wer_on_clean_strings_equals_jiwer_directly() -> None:
 
 def test_bleu_equals_sacrebleu_corpus_bleu() -> None:
     for refs, hyps in [(REFS, HYPS), (REFS, REFS), (REFS[:3], HYPS[:3])]:
-        assert bleu(refs, hyps) == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-9)
+        assert bleu(refs, hyps) == pytest.approx(
+            sacrebleu.corpus_bleu(hyps, [refs]).score, abs=1e-9
+        )
     sig = bleu_signature()
     assert "tok:13a" in sig and "case:mixed" in sig and "nrefs:1" in sig
 
@@ -103,9 +105,13 @@ def test_per_language_aggregation() -> None:
         assert scores[lang].counts.wer == pytest.approx(wer([REFS[i]], [HYPS[i]]))
     assert scores[ALL].counts == error_counts(REFS, HYPS)
     assert scores[ALL].bleu is not None
-    assert scores[ALL].bleu.score == pytest.approx(sacrebleu.corpus_bleu(HYPS, [REFS]).score, abs=1e-9)
+    assert scores[ALL].bleu.score == pytest.approx(
+        sacrebleu.corpus_bleu(HYPS, [REFS]).score, abs=1e-9
+    )
     assert scores["ru"].bleu is not None
-    assert scores["ru"].bleu.score == pytest.approx(sacrebleu.corpus_bleu([HYPS[1]], [[REFS[1]]]).score)
+    assert scores["ru"].bleu.score == pytest.approx(
+        sacrebleu.corpus_bleu([HYPS[1]], [[REFS[1]]]).score
+    )
 
 
 def test_edge_cases() -> None:
