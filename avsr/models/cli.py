@@ -1,0 +1,120 @@
+"""``avsr model info ARCH|PATH`` and ``avsr model convert SRC DST``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    info = sub.add_parser(
+        "info",
+        help="shape and parameter counts of an arch name or a checkpoint",
+        description="Shape and parameter counts of an encoder arch (built on the meta device, instant) "
+        "or of a checkpoint (project dir, HF dir, fairseq1 .pt).",
+    )
+    info.add_argument(
+        "source",
+        metavar="ARCH|PATH",
+        help="arch name (xlsr_300m, xlsr_1b, xlsr_2b, tiny) or a checkpoint",
+    )
+    info.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    conv = sub.add_parser(
+        "convert",
+        help="write a checkpoint (HF dir, fairseq1 .pt) in the project format",
+        description="Load SRC (HF transformers dir, fairseq1 .pt, project dir) once, write DST as a "
+        "project model dir (model.safetensors + config.yaml, kind 'encoder').",
+    )
+    conv.add_argument("src", type=Path, help="source checkpoint")
+    conv.add_argument("dst", type=Path, help="output model dir")
+    conv.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+
+
+def _counts(enc) -> dict[str, int]:  # noqa: ANN001 - XlsrEncoder, imported lazily
+    def n(module) -> int:  # noqa: ANN001
+        return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+    fe = enc.frontend
+    return {
+        "feature_extractor": n(fe.feature_extractor),
+        "frontend": n(fe),
+        "encoder": n(enc.encoder),
+        "mask_emb": enc.mask_emb.numel(),
+        "total (front end + encoder)": enc.num_parameters(),
+    }
+
+
+def _info(args: argparse.Namespace) -> int:
+    import json
+
+    from avsr.models.xlsr import ARCHS, DEFAULT_UNIT_LAYER, build_encoder, load_encoder
+
+    src = args.source
+    if src in ARCHS and not Path(src).exists():
+        enc = build_encoder(src, device="meta")
+        origin = "arch (meta device, no weights)"
+    else:
+        enc = load_encoder(src)
+        origin = str(src)
+    cfg = enc.config
+    counts = _counts(enc)
+    info = {
+        "source": origin,
+        "arch": cfg.arch,
+        "layers": cfg.num_layers,
+        "model_dim": cfg.model_dim,
+        "ffn_dim": cfg.ffn_dim,
+        "heads": cfg.num_heads,
+        "feature_dim": cfg.feature_dim,
+        "conv_layers": [list(c) for c in cfg.conv_layers],
+        "hop_samples": cfg.hop,
+        "norm_order": cfg.norm_order,
+        "extractor_norm": cfg.extractor_norm,
+        "pos_conv": f"kernel {cfg.pos_conv_kernel}, groups {cfg.pos_conv_groups}",
+        "unit_layer": DEFAULT_UNIT_LAYER.get(cfg.arch, max(1, round(cfg.num_layers * 3 / 4))),
+        "parameters": counts,
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        if key == "parameters":
+            continue
+        print(f"{key:15s} {value}")
+    print("parameters:")
+    for key, value in counts.items():
+        print(f"  {key:28s} {value:>14,d}  ({value / 1e6:.2f}M)")
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from avsr.checkpoint import is_model_dir
+    from avsr.errors import UserError
+    from avsr.logging_utils import get_logger
+    from avsr.models.xlsr import load_encoder, save_encoder
+
+    occupied = args.dst.is_file() or (args.dst.is_dir() and any(args.dst.iterdir()))
+    if occupied and not args.force:
+        what = "already a model dir" if is_model_dir(args.dst) else "exists and is not empty"
+        raise UserError(f"{args.dst}: {what} (use --force to overwrite)")
+    if args.dst.is_file():
+        raise UserError(f"{args.dst}: is a file; the output is a directory")
+    enc = load_encoder(args.src)
+    save_encoder(enc, args.dst)
+    get_logger(__name__).info(
+        "wrote %s encoder (%.2fM parameters) to %s",
+        enc.config.arch,
+        enc.num_parameters() / 1e6,
+        args.dst,
+    )
+    print(args.dst)
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.verb == "info":
+        return _info(args)
+    return _convert(args)

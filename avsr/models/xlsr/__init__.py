@@ -1,0 +1,38 @@
+"""XLS-R-family audio encoders on fairseq2 0.8.1's wav2vec 2.0 building blocks.
+
+Public API::
+
+    EncoderConfig, ARCHS, arch_config(name), register_arch(name, factory)
+    XlsrEncoder(config)            # .frontend, .encoder, .mask_emb, .config,
+                                   # .feature_dim, .model_dim, frame_count(n),
+                                   # forward(wav, seq_lens, layer=None, *, normalize=False)
+    build_encoder(config | arch, *, device=None, dtype=None)
+    normalize_waveform(wav, seq_lens)
+    save_encoder(encoder, dir), load_encoder(path), resolve_encoder(path_or_arch)
+"""
+
+from avsr.models.xlsr.config import (
+    ARCHS,
+    DEFAULT_UNIT_LAYER,
+    EncoderConfig,
+    arch_config,
+    register_arch,
+)
+from avsr.models.xlsr.loading import detect_format, load_encoder, resolve_encoder, save_encoder
+from avsr.models.xlsr.model import XlsrEncoder, build_encoder, conv_frame_count, normalize_waveform
+
+__all__ = [
+    "ARCHS",
+    "DEFAULT_UNIT_LAYER",
+    "EncoderConfig",
+    "XlsrEncoder",
+    "arch_config",
+    "build_encoder",
+    "conv_frame_count",
+    "detect_format",
+    "load_encoder",
+    "normalize_waveform",
+    "register_arch",
+    "resolve_encoder",
+    "save_encoder",
+]

@@ -1,0 +1,378 @@
+"""Save and load encoders: the project's model dir, HF transformers dirs, fairseq1/fairseq2 ``.pt``.
+
+:func:`load_encoder` detects the format of ``path``:
+
+- a project model dir (``config.yaml`` + ``model.safetensors``, kind ``encoder``);
+- an HF transformers dir (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``,
+  possibly sharded) of ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` / ``Wav2Vec2ForCTC``;
+- a fairseq1 checkpoint file (weights under ``model``, config under ``cfg`` or ``args``),
+  read without running pickled code (:mod:`avsr.models.xlsr.safe_load`); a fairseq2
+  wav2vec 2.0 checkpoint (``encoder_frontend.*`` names) is accepted too.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, save_model_dir
+from avsr.errors import UserError
+from avsr.logging_utils import get_logger
+from avsr.models.xlsr import keymaps
+from avsr.models.xlsr.config import ARCHS, EncoderConfig, arch_config
+from avsr.models.xlsr.model import XlsrEncoder, build_encoder
+from avsr.models.xlsr.safe_load import plain, safe_torch_load
+
+log = get_logger(__name__)
+
+KIND = "encoder"
+
+
+# -- project format ---------------------------------------------------------------
+
+
+def save_encoder(encoder: XlsrEncoder, path: str | Path) -> Path:
+    """Write ``encoder`` as a project model dir (kind ``encoder``)."""
+    return save_model_dir(
+        path, encoder.state_dict(), {"encoder": encoder.config.to_dict()}, kind=KIND
+    )
+
+
+def _load_project(path: Path) -> XlsrEncoder:
+    cfg = read_model_config(path)
+    if cfg.get("kind") != KIND or "encoder" not in cfg:
+        raise UserError(f"{path}: a '{cfg.get('kind')}' model dir, not an encoder (kind '{KIND}')")
+    state, _ = load_model_dir(path)
+    try:
+        config = EncoderConfig.from_dict(cfg["encoder"])
+    except ValueError as exc:
+        raise UserError(f"{path}/config.yaml: {exc}") from exc
+    return _assemble(config, state, path)
+
+
+# -- HF transformers -----------------------------------------------------------------
+
+
+def _name_arch(config: EncoderConfig) -> EncoderConfig:
+    """Set ``config.arch`` to the registered shape it matches (else ``custom``)."""
+    keys = (
+        "model_dim",
+        "num_layers",
+        "num_heads",
+        "ffn_dim",
+        "conv_layers",
+        "pos_conv_kernel",
+        "pos_conv_groups",
+    )
+    for name, factory in ARCHS.items():
+        ref = factory()
+        if all(getattr(ref, k) == getattr(config, k) for k in keys):
+            config.arch = name
+            return config
+    config.arch = "custom"
+    return config
+
+
+def config_from_hf(hf: Mapping[str, Any], where: str = "config.json") -> EncoderConfig:
+    """EncoderConfig of an HF ``Wav2Vec2Config`` (as read from config.json)."""
+    model_type = hf.get("model_type", "wav2vec2")
+    if model_type != "wav2vec2":
+        raise UserError(f"{where}: model_type '{model_type}' is not supported (wav2vec2 only)")
+    if hf.get("position_embeddings_type") not in (None, "conv"):
+        raise UserError(
+            f"{where}: position_embeddings_type {hf['position_embeddings_type']!r} is not supported"
+        )
+    try:
+        dims = list(hf.get("conv_dim", [512] * 7))
+        kernels = list(hf.get("conv_kernel", [10, 3, 3, 3, 3, 2, 2]))
+        strides = list(hf.get("conv_stride", [5, 2, 2, 2, 2, 2, 2]))
+        if not len(dims) == len(kernels) == len(strides):
+            raise UserError(f"{where}: conv_dim, conv_kernel and conv_stride differ in length")
+        cfg = EncoderConfig(
+            model_dim=int(hf.get("hidden_size", 768)),
+            num_layers=int(hf.get("num_hidden_layers", 12)),
+            num_heads=int(hf.get("num_attention_heads", 12)),
+            ffn_dim=int(hf.get("intermediate_size", 3072)),
+            conv_layers=[(int(d), int(k), int(s)) for d, k, s in zip(dims, kernels, strides)],
+            conv_bias=bool(hf.get("conv_bias", False)),
+            extractor_norm="layer" if hf.get("feat_extract_norm", "group") == "layer" else "group",
+            norm_order="pre" if hf.get("do_stable_layer_norm", False) else "post",
+            pos_conv_kernel=int(hf.get("num_conv_pos_embeddings", 128)),
+            pos_conv_groups=int(hf.get("num_conv_pos_embedding_groups", 16)),
+            dropout=float(hf.get("hidden_dropout", 0.1)),
+            attn_dropout=float(hf.get("attention_dropout", 0.1)),
+            ffn_dropout=float(hf.get("activation_dropout", 0.0)),
+            feature_dropout=float(hf.get("feat_proj_dropout", 0.0)),
+            layer_drop=float(hf.get("layerdrop", 0.0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: unexpected value in the wav2vec2 config: {exc}") from exc
+    cfg.validate()
+    return _name_arch(cfg)
+
+
+def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    def one(file: Path) -> dict[str, torch.Tensor]:
+        if file.suffix == ".safetensors":
+            try:
+                return load_file(str(file))
+            except (SafetensorError, OSError) as exc:
+                raise UserError(f"{file}: cannot read safetensors weights: {exc}") from exc
+        state = safe_torch_load(file)
+        if not isinstance(state, dict):
+            raise UserError(f"{file}: not a state dict")
+        return state
+
+    for single in ("model.safetensors", "pytorch_model.bin"):
+        if (path / single).is_file():
+            return one(path / single)
+    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index).is_file():
+            try:
+                weight_map = json.loads((path / index).read_text(encoding="utf-8"))["weight_map"]
+            except (ValueError, KeyError) as exc:
+                raise UserError(f"{path / index}: not a weight index ({exc})") from exc
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(weight_map.values())):
+                state.update(one(path / shard))
+            return state
+    raise UserError(f"{path}: HF model dir without model.safetensors or pytorch_model.bin")
+
+
+def _load_hf(path: Path) -> XlsrEncoder:
+    cfg_file = path / "config.json"
+    try:
+        hf = json.loads(cfg_file.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise UserError(f"{cfg_file}: not valid JSON: {exc}") from exc
+    config = config_from_hf(hf, str(cfg_file))
+    state = _read_hf_weights(path)
+    table = keymaps.hf_table(extractor_norm=config.extractor_norm, norm_order=config.norm_order)
+    try:
+        mapped = keymaps.convert_keys(
+            state, table, prefixes=keymaps.HF_PREFIXES, ignore=keymaps.HF_IGNORE
+        )
+    except keymaps.KeyMapError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    return _assemble(config, mapped, path)
+
+
+# -- fairseq1 / fairseq2 ---------------------------------------------------------
+
+
+def _eval_literal(text: str, where: str) -> Any:
+    """Evaluate a list expression such as ``[(512, 10, 5)] + [(512, 3, 2)] * 4`` without eval()."""
+
+    def ev(node: ast.AST) -> Any:
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return node.value
+        if isinstance(node, (ast.List, ast.Tuple)):
+            items = [ev(e) for e in node.elts]
+            return items if isinstance(node, ast.List) else tuple(items)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
+            left, right = ev(node.left), ev(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(left, list) and isinstance(right, int) and 0 <= right <= 1000:
+                return left * right
+        raise UserError(f"{where}: cannot read conv_feature_layers {text!r}")
+
+    try:
+        return ev(ast.parse(text, mode="eval"))
+    except SyntaxError as exc:
+        raise UserError(f"{where}: cannot read conv_feature_layers {text!r}") from exc
+
+
+def _fairseq1_model_cfg(ckpt: Mapping[str, Any], where: str) -> dict[str, Any] | None:
+    cfg = plain(ckpt.get("cfg"))
+    model: Any = None
+    if isinstance(cfg, dict):
+        model = cfg.get("model")
+    if model is None and ckpt.get("args") is not None:
+        model = plain(ckpt["args"])
+    if not isinstance(model, dict):
+        return None
+    w2v = model.get("w2v_args")  # fine-tuned checkpoint: the pretrained model's config
+    if isinstance(w2v, dict):
+        inner = w2v.get("model", w2v)
+        if isinstance(inner, dict):
+            model = inner
+    return model
+
+
+def config_from_fairseq1(model: Mapping[str, Any], where: str = "checkpoint") -> EncoderConfig:
+    """EncoderConfig of a fairseq1 ``wav2vec2`` model config (``cfg.model`` or ``args``)."""
+
+    def get(key: str, default: Any) -> Any:
+        value = model.get(key, default)
+        return default if value is None else value
+
+    layers = get(
+        "conv_feature_layers", "[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512,2,2)] + [(512,2,2)]"
+    )
+    if isinstance(layers, str):
+        layers = _eval_literal(layers, where)
+    try:
+        cfg = EncoderConfig(
+            model_dim=int(get("encoder_embed_dim", 768)),
+            num_layers=int(get("encoder_layers", 12)),
+            num_heads=int(get("encoder_attention_heads", 12)),
+            ffn_dim=int(get("encoder_ffn_embed_dim", 3072)),
+            conv_layers=[(int(d), int(k), int(s)) for d, k, s in layers],
+            conv_bias=bool(get("conv_bias", False)),
+            extractor_norm="layer" if get("extractor_mode", "default") == "layer_norm" else "group",
+            norm_order="pre" if get("layer_norm_first", False) else "post",
+            pos_conv_kernel=int(get("conv_pos", 128)),
+            pos_conv_groups=int(get("conv_pos_groups", 16)),
+            pos_conv_depth=int(get("pos_conv_depth", 1)),
+            dropout=float(get("dropout", 0.1)),
+            attn_dropout=float(get("attention_dropout", 0.1)),
+            ffn_dropout=float(get("activation_dropout", 0.0)),
+            feature_dropout=float(get("dropout_input", 0.0)),
+            layer_drop=float(get("encoder_layerdrop", 0.0)),
+            feature_grad_scale=min(1.0, max(1e-6, float(get("feature_grad_mult", 1.0)))),
+        )
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: unexpected value in the fairseq1 model config: {exc}") from exc
+    if cfg.pos_conv_depth != 1:
+        raise UserError(f"{where}: pos_conv_depth {cfg.pos_conv_depth} is not supported (1 only)")
+    cfg.validate()
+    return _name_arch(cfg)
+
+
+def _load_torch_file(path: Path) -> XlsrEncoder:
+    ckpt = safe_torch_load(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise UserError(f"{path}: not a fairseq checkpoint (no 'model' state dict)")
+    state = {k: v for k, v in ckpt["model"].items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith("encoder_frontend.") for k in state):  # fairseq2 layout
+        return _load_fairseq2(path, ckpt, state)
+    model_cfg = _fairseq1_model_cfg(ckpt, str(path))
+    if model_cfg is None:
+        raise UserError(
+            f"{path}: fairseq1 checkpoint without a readable model config ('cfg' or 'args')"
+        )
+    config = config_from_fairseq1(model_cfg, str(path))
+    table = keymaps.fairseq1_table(
+        extractor_norm=config.extractor_norm, norm_order=config.norm_order
+    )
+    try:
+        mapped = keymaps.convert_keys(
+            state, table, prefixes=keymaps.FAIRSEQ1_PREFIXES, ignore=keymaps.FAIRSEQ1_IGNORE
+        )
+    except keymaps.KeyMapError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    return _assemble(config, mapped, path)
+
+
+def _load_fairseq2(
+    path: Path, ckpt: Mapping[str, Any], state: dict[str, torch.Tensor]
+) -> XlsrEncoder:
+    raw = plain(ckpt.get("model_config") or ckpt.get("config"))
+    if isinstance(raw, dict) and "encoder" in raw:
+        config = EncoderConfig.from_dict(raw["encoder"])
+    else:
+        raise UserError(
+            f"{path}: fairseq2 checkpoint without an xlavsr encoder config; "
+            "build the arch with 'avsr model convert --arch NAME' instead"
+        )
+    try:
+        mapped = keymaps.convert_keys(
+            state, keymaps.fairseq2_table(), ignore=keymaps.FAIRSEQ2_IGNORE
+        )
+    except keymaps.KeyMapError as exc:
+        raise UserError(f"{path}: {exc}") from exc
+    return _assemble(config, mapped, path)
+
+
+# -- common ------------------------------------------------------------------------
+
+
+def _assemble(config: EncoderConfig, state: Mapping[str, torch.Tensor], where: Path) -> XlsrEncoder:
+    """Build the model on the meta device and load ``state`` into it, checking every key and shape."""
+    with torch.device("meta"):
+        model = XlsrEncoder(config)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing == ["mask_emb"]:
+        log.warning("%s: no mask embedding in the checkpoint; initialising it randomly", where)
+        state = {**state, "mask_emb": torch.empty(config.model_dim).uniform_()}
+        missing = []
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs expected {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if mismatched:
+        problems.append("shape mismatch: " + "; ".join(mismatched[:20]))
+    if missing:
+        problems.append(
+            "missing keys: " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
+        )
+    if unexpected:
+        problems.append(
+            "unexpected keys: "
+            + ", ".join(unexpected[:20])
+            + (" ..." if len(unexpected) > 20 else "")
+        )
+    if problems:
+        raise UserError(
+            f"{where}: weights do not fit the {config.arch} encoder config: " + " | ".join(problems)
+        )
+    model.load_state_dict(
+        {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, assign=True
+    )
+    return model.eval()
+
+
+def detect_format(path: str | Path) -> str:
+    """``project``, ``hf`` or ``torch`` (a ``.pt`` checkpoint file); UserError otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if is_model_dir(path):
+            return "project"
+        if (path / "config.json").is_file():
+            return "hf"
+        raise UserError(
+            f"{path}: neither an xlavsr model dir (config.yaml + model.safetensors) nor an HF dir (config.json)"
+        )
+    return "torch"
+
+
+def load_encoder(path: str | Path) -> XlsrEncoder:
+    """Load an encoder in any supported format (see module docs); eval mode, fp32, CPU."""
+    path = Path(path)
+    fmt = detect_format(path)
+    if fmt == "project":
+        model = _load_project(path)
+    elif fmt == "hf":
+        model = _load_hf(path)
+    else:
+        model = _load_torch_file(path)
+    log.info("loaded %s encoder (%s format) from %s", model.config.arch, fmt, path)
+    return model
+
+
+def resolve_encoder(spec: str, *, seed: int = 0) -> XlsrEncoder:
+    """An encoder from a path, or a randomly initialised one from an arch name (seeded)."""
+    if spec in ARCHS and not Path(spec).exists():
+        log.warning(
+            "'%s' is an arch name: using randomly initialised weights (seed %d)", spec, seed
+        )
+        torch.manual_seed(seed)
+        return build_encoder(arch_config(spec)).eval()
+    return load_encoder(spec)
