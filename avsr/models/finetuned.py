@@ -1,0 +1,295 @@
+"""The fine-tuned model: AV encoder + CTC or seq2seq head + tokenizer, in one directory.
+
+A fine-tuned model directory (``kind: finetuned``) is self-describing::
+
+    model.safetensors   # encoder.* and head.* weights
+    config.yaml         # {format, version, kind: finetuned, finetune: {...}, encoder: {...}}
+    tokenizer.model     # the SentencePiece model of the targets
+
+so evaluation and inference need nothing else: ``load_finetuned(dir)``.
+
+Input modes (``modality``): ``av`` both streams, ``a`` audio with the video
+features zeroed (exactly what modality dropout does), ``v`` video with the
+audio zeroed. A model fine-tuned with ``a`` still has a live video path: at
+test time it can be given audio and video (the zero-shot AV setting).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from avsr.checkpoint import load_model_dir, save_model_dir
+from avsr.config import from_dict, to_dict
+from avsr.errors import UserError
+from avsr.models.heads.beam import beam_search
+from avsr.models.heads.ctc import CTCHead, CTCHeadConfig, ctc_greedy_decode
+from avsr.models.heads.decoder import DecoderConfig, TransformerDecoder
+from avsr.text.normalize import NormMode, normalize_target
+from avsr.text.tokenizer import Tokenizer
+
+KIND = "finetuned"
+TOKENIZER_FILE = "tokenizer.model"
+
+
+@dataclass(kw_only=True)
+class FinetunedConfig:
+    """What a fine-tuned model is (stored in its config.yaml under ``finetune``)."""
+
+    task: Literal["avsr", "avst"] = "avsr"
+    head: Literal["ctc", "s2s"] = "s2s"
+    modality: Literal["av", "a", "v"] = "av"
+    """Input mode used in training (decoding may use another one)."""
+    normalize: NormMode | None = None
+    """Target normalisation; None: ``asr`` for avsr, ``st`` for avst."""
+    lang: str | None = None
+    """Target language(s) trained on (informational), e.g. ``es`` or ``es-en``."""
+    apply_mask: bool = False
+    """Span-mask the encoder input during fine-tuning (wav2vec 2.0 style)."""
+    ctc: CTCHeadConfig = field(default_factory=CTCHeadConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    @property
+    def norm_mode(self) -> NormMode:
+        if self.normalize is not None:
+            return self.normalize
+        return "asr" if self.task == "avsr" else "st"
+
+
+@dataclass
+class EncodedBatch:
+    feats: Tensor  # (B, T, D)
+    lens: Tensor  # (B,)
+    padding_mask: Tensor  # (B, T) True at padding
+
+
+class FinetunedModel(nn.Module):
+    """AV encoder + head + tokenizer.
+
+    ``encoder`` follows the AV encoder interface: ``forward(audio (B,S),
+    audio_lens, video (B,1,T,H,W) | None, video_lens | None, *, modality,
+    apply_mask) -> output with feats (B,T,D), lens (B,), padding_mask (B,T)``
+    and ``model_dim``. ``encoder_config`` is the plain dict that rebuilds it.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        tokenizer: Tokenizer,
+        config: FinetunedConfig,
+        *,
+        encoder_config: dict[str, Any] | None = None,
+        data_config: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.config = config
+        self.encoder_config = dict(encoder_config) if encoder_config is not None else encoder_config_of(encoder)
+        self.data_config = dict(data_config or {})
+        """Input geometry the model was trained with (``crop_size``, ``image_size``)."""
+        dim = int(encoder.model_dim)
+        vocab = tokenizer.vocab_size
+        if config.head == "ctc":
+            self.config.ctc.blank_id = tokenizer.pad_id
+            self.head: nn.Module = CTCHead(dim, vocab, config.ctc)
+        elif config.head == "s2s":
+            self.head = TransformerDecoder(dim, vocab, config.decoder, pad_id=tokenizer.pad_id)
+        else:
+            raise UserError(f"unknown head {config.head!r} (ctc, s2s)")
+
+    # -- pieces -------------------------------------------------------------
+    def encode(self, batch: Any, *, modality: str | None = None, apply_mask: bool = False) -> EncodedBatch:
+        """Run the encoder on an ``AVBatch`` in input mode ``modality`` (default: the training one)."""
+        modality = modality or self.config.modality
+        if modality not in ("av", "a", "v"):
+            raise UserError(f"modality must be av, a or v, got {modality!r}")
+        video = batch.video
+        video_lens = batch.video_lens
+        if modality in ("av", "v") and video is None and getattr(self.encoder, "has_video", True):
+            raise UserError(f"modality {modality!r} needs video, but the batch has none")
+        if modality == "v" and batch.audio is None:
+            audio = torch.zeros(len(batch.ids), int(batch.audio_lens.max()), device=video.device)
+        else:
+            audio = batch.audio
+        out = self.encoder(audio, batch.audio_lens, video, video_lens, modality=modality, apply_mask=apply_mask)
+        return EncodedBatch(out.feats, out.lens, out.padding_mask)
+
+    def targets(self, texts: list[str]) -> list[list[int]]:
+        mode = self.config.norm_mode
+        return self.tokenizer.encode_batch([normalize_target(t, mode) for t in texts])
+
+    # -- training ---------------------------------------------------------------
+    def forward(self, batch: Any) -> Any:
+        """One training/validation step on an ``AVBatch`` with ``texts`` -> ``StepOutput``
+        (loss summed over target tokens, sample_size = number of target tokens)."""
+        from avsr.train import StepOutput
+
+        loss, sample_size, logs = self.compute_loss(batch)
+        return StepOutput(loss=loss, sample_size=sample_size, logs=logs)
+
+    def compute_loss(self, batch: Any) -> tuple[Tensor, int, dict[str, float]]:
+        """(summed loss, sample_size = target tokens, logs) of an ``AVBatch`` with ``texts``."""
+        if batch.texts is None:
+            raise UserError("fine-tuning needs text labels in the batch")
+        enc = self.encode(batch, apply_mask=self.config.apply_mask and self.training)
+        targets = self.targets(batch.texts)
+        ntokens = sum(len(t) for t in targets)
+        logs: dict[str, float] = {"nsentences": float(len(targets))}
+        if self.config.head == "ctc":
+            logits = self.head(enc.feats)
+            loss = self.head.loss(logits, enc.lens, targets)
+            logs["ntokens"] = float(ntokens)
+            sample_size = max(ntokens, 1)
+        else:
+            prev, tgt = self._teacher_forcing(targets, enc.feats.device)
+            logits = self.head(prev, enc.feats, enc.padding_mask)
+            loss = self.head.loss(logits, tgt)
+            keep = tgt != self.tokenizer.pad_id
+            correct = (logits.argmax(-1) == tgt) & keep
+            ntokens = int(keep.sum())  # eos included
+            logs["ntokens"] = float(ntokens)
+            logs["accuracy"] = float(correct.sum()) / max(ntokens, 1)
+            sample_size = max(ntokens, 1)
+        logs["loss"] = float(loss.detach()) / sample_size
+        return loss, sample_size, logs
+
+    def _teacher_forcing(self, targets: list[list[int]], device: torch.device) -> tuple[Tensor, Tensor]:
+        tok = self.tokenizer
+        length = max(len(t) for t in targets) + 1
+        prev = torch.full((len(targets), length), tok.pad_id, dtype=torch.long)
+        tgt = torch.full((len(targets), length), tok.pad_id, dtype=torch.long)
+        for i, t in enumerate(targets):
+            prev[i, : len(t) + 1] = torch.tensor([tok.bos_id, *t], dtype=torch.long)
+            tgt[i, : len(t) + 1] = torch.tensor([*t, tok.eos_id], dtype=torch.long)
+        return prev.to(device), tgt.to(device)
+
+    # -- inference ------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_ids(self, batch: Any, *, modality: str = "av", beam: int = 5) -> list[list[int]]:
+        """Token ids of the best hypothesis per row (greedy for CTC, beam search for s2s)."""
+        was_training = self.training
+        self.eval()
+        try:
+            enc = self.encode(batch, modality=modality)
+            if self.config.head == "ctc":
+                logits = self.head(enc.feats)
+                return ctc_greedy_decode(logits, enc.lens, blank_id=self.head.blank_id)
+            max_len = self.head.max_len(int(enc.feats.shape[1]))
+            hyps = beam_search(
+                self.head,
+                enc.feats,
+                enc.padding_mask,
+                beam=beam,
+                max_len=max_len,
+                bos_id=self.tokenizer.bos_id,
+                pad_id=self.tokenizer.pad_id,
+                eos_id=self.tokenizer.eos_id,
+            )
+            return [h[0].tokens for h in hyps]
+        finally:
+            self.train(was_training)
+
+    def decode(self, batch: Any, *, modality: str = "av", beam: int = 5) -> list[str]:
+        """Text per row of an ``AVBatch``: transcripts (avsr) or English translations (avst)."""
+        return [self.tokenizer.decode(ids) for ids in self.decode_ids(batch, modality=modality, beam=beam)]
+
+
+# -- files ---------------------------------------------------------------------------
+
+
+def model_config_of(model: FinetunedModel) -> dict[str, Any]:
+    """The ``config.yaml`` content (less format/version/kind) of a fine-tuned model."""
+    return {
+        "finetune": to_dict(model.config),
+        "vocab_size": model.tokenizer.vocab_size,
+        "encoder": model.encoder_config,
+        "data": model.data_config,
+    }
+
+
+def save_finetuned(model: FinetunedModel, path: str | Path) -> Path:
+    """Write weights + config + ``tokenizer.model`` into ``path`` (kind ``finetuned``)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model.tokenizer.save(path / TOKENIZER_FILE)
+    return save_model_dir(path, model.state_dict(), model_config_of(model), kind=KIND)
+
+
+def find_tokenizer(path: Path) -> Path:
+    """``path/tokenizer.model``; for a training checkpoint (``RUN/checkpoints/step_N`` or
+    ``best``) the run folder's ``RUN/tokenizer.model``."""
+    for cand in (path / TOKENIZER_FILE, path.parent.parent / TOKENIZER_FILE):
+        if cand.is_file():
+            return cand
+    raise UserError(f"{path}: no {TOKENIZER_FILE} beside the weights (nor in the run folder)")
+
+
+def is_finetuned_dir(path: str | Path) -> bool:
+    from avsr.checkpoint import is_model_dir, read_model_config
+
+    return is_model_dir(path) and read_model_config(path).get("kind") == KIND
+
+
+def load_finetuned(path: str | Path, device: str | torch.device = "cpu") -> FinetunedModel:
+    """A fine-tuned model directory -> :class:`FinetunedModel` in eval mode on ``device``."""
+    path = Path(path)
+    state, cfg = load_model_dir(path)
+    if cfg.get("kind") != KIND:
+        raise UserError(f"{path}: a model of kind {cfg.get('kind')!r}, not a fine-tuned model")
+    tokenizer = Tokenizer.load(find_tokenizer(path))
+    if int(cfg.get("vocab_size", -1)) != tokenizer.vocab_size:
+        raise UserError(f"{path}: {TOKENIZER_FILE} has {tokenizer.vocab_size} pieces, config says {cfg.get('vocab_size')}")
+    try:
+        ft_cfg = from_dict(FinetunedConfig, cfg.get("finetune") or {})
+    except ValueError as exc:
+        raise UserError(f"{path}: bad 'finetune' config: {exc}") from exc
+    encoder_config = cfg.get("encoder") or {}
+    encoder = build_encoder_from_config(encoder_config, where=str(path))
+    model = FinetunedModel(
+        encoder, tokenizer, ft_cfg, encoder_config=encoder_config, data_config=cfg.get("data") or {}
+    )
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or bad:
+        raise UserError(
+            f"{path}: weights do not match the config (missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, shape mismatch {bad[:5]})"
+        )
+    model.load_state_dict(state, assign=True)
+    head = model.head
+    if isinstance(head, TransformerDecoder) and head.config.tie_embeddings:
+        head.output_proj.weight = head.embed_tokens.weight
+    return model.to(device).eval()
+
+
+def encoder_config_of(encoder: nn.Module) -> dict[str, Any]:
+    """The plain dict that rebuilds an AV encoder: ``{av, encoder, frame_rate}``
+    (the same fields as an AV model dir's config)."""
+    cfg = getattr(encoder, "cfg", None)
+    xlsr = getattr(encoder, "xlsr", None)
+    if cfg is None or xlsr is None:
+        return {}
+    return {"av": to_dict(cfg), "encoder": xlsr.config.to_dict(), "frame_rate": int(encoder.frame_rate)}
+
+
+def build_encoder_from_config(encoder_config: dict[str, Any], *, where: str = "") -> nn.Module:
+    """Rebuild the AV encoder described by ``encoder_config`` (weights on the meta device:
+    they are assigned by ``load_state_dict(..., assign=True)``)."""
+    from avsr.models.av import AVEncoder, AVModelConfig
+    from avsr.models.xlsr import EncoderConfig, XlsrEncoder
+
+    try:
+        av_cfg = from_dict(AVModelConfig, encoder_config["av"])
+        enc_cfg = EncoderConfig.from_dict(encoder_config["encoder"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{where}/config.yaml: bad 'encoder' section: {exc}") from exc
+    with torch.device("meta"):
+        xlsr = XlsrEncoder(enc_cfg)
+    return AVEncoder(av_cfg, xlsr)
