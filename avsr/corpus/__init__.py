@@ -1,0 +1,1 @@
+"""The embedded multilingual talking-face corpus (see :mod:`avsr.corpus.build`)."""
