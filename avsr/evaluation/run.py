@@ -226,11 +226,12 @@ def run_evaluation(
     data = resolve_data(cfg, task, out)
 
     from avsr.data import AVDataset, DataConfig
+    from avsr.inference import input_geometry
     from avsr.noise import NoiseBank
 
-    model_data = model_config.get("data") or {}
-    crop = cfg.crop_size or int(model_data.get("crop_size", 88))
-    image_size = cfg.image_size if cfg.image_size is not None else model_data.get("image_size")
+    crop, image_size = input_geometry(model_config)
+    crop = cfg.crop_size or crop
+    image_size = cfg.image_size if cfg.image_size is not None else image_size
     needs_audio = any(m in ("a", "av") for m in ev.modalities)
     needs_video = any(m in ("v", "av") for m in ev.modalities)
     load = "av" if needs_audio and needs_video else "a" if needs_audio else "v"

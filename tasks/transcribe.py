@@ -1,0 +1,131 @@
+"""``avsr transcribe VIDEO...``: transcribe (or translate) your own videos.
+
+Each video is preprocessed on the fly (face mesh, mouth ROI, 16 kHz audio), cut
+into windows and decoded in batches by a fine-tuned model::
+
+    avsr transcribe talk.mp4 --model RUN/best
+    avsr transcribe a.mp4 b.mp4 --model RUN/st --task translate --format srt --out subs/
+    avsr transcribe talk.mp4 --model RUN/best --format json --out talk.json
+
+No face: audio-only decoding with a warning (an error with ``--modality av|v``).
+No audio: video-only decoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+MODEL_ENV = "AVSR_MODEL"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = "Python API: avsr.inference.Transcriber(model_dir).transcribe(video)"
+    parser.add_argument(
+        "videos", nargs="+", metavar="VIDEO", help="video files (any format PyAV reads)"
+    )
+    parser.add_argument(
+        "--model", metavar="DIR", help=f"fine-tuned model directory (default: ${MODEL_ENV})"
+    )
+    parser.add_argument(
+        "--task",
+        choices=["transcribe", "translate"],
+        help="checked against the model (default: what the model does)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=["text", "srt", "json"],
+        default="text",
+        help="output format (default text, with timestamps)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help="output file (one video, or json/text for many) or folder (srt for many videos); default: stdout",
+    )
+    parser.add_argument(
+        "--modality",
+        choices=["auto", "av", "a", "v"],
+        default="auto",
+        help="input used (default auto: AV when face and audio are there)",
+    )
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="window length for long videos (default 10)",
+    )
+    parser.add_argument("--beam", type=int, default=5, help="beam width (seq2seq models)")
+    parser.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--no-timestamps", action="store_true", help="text format: the text only")
+    parser.add_argument(
+        "--config", metavar="YAML", help="preprocessing config (PreprocessConfig fields)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a preprocessing field (repeatable)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    from avsr.config import ConfigError, load_config
+    from avsr.errors import UserError
+    from avsr.inference import Transcriber, to_srt, to_text
+    from avsr.io import atomic_write_text
+    from preprocessing.clip import PreprocessConfig
+
+    model = args.model or os.environ.get(MODEL_ENV)
+    if not model:
+        raise UserError(
+            f"no model: give --model DIR (a fine-tuned model from 'avsr finetune') or set ${MODEL_ENV}"
+        )
+    for v in args.videos:
+        if not Path(v).is_file():
+            raise UserError(f"{v}: video not found")
+    try:
+        pre = load_config(PreprocessConfig, args.config, args.overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+    tr = Transcriber(
+        model, device=args.device, beam=args.beam, batch_size=args.batch_size, preprocess=pre
+    )
+    results = [
+        tr.transcribe_detailed(v, task=args.task, window_s=args.window, modality=args.modality)
+        for v in args.videos
+    ]
+    many = len(results) > 1
+    out = Path(args.out) if args.out else None
+
+    if args.format == "json":
+        payload = [r.to_dict() for r in results] if many else results[0].to_dict()
+        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    elif args.format == "srt":
+        if many and out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for r in results:
+                atomic_write_text(out / f"{Path(r.video).stem}.srt", to_srt(r.segments))
+            print(f"wrote {len(results)} subtitle files to {out}", file=sys.stderr)
+            return 0
+        text = "\n".join((f"# {r.video}\n" if many else "") + to_srt(r.segments) for r in results)
+    else:
+        parts = []
+        for r in results:
+            body = to_text(r, timestamps=not args.no_timestamps)
+            parts.append(f"# {r.video} ({r.modality})\n{body}" if many else body)
+        text = "".join(parts)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(out, text)
+        print(f"wrote {out}", file=sys.stderr)
+    return 0
