@@ -3,8 +3,8 @@
 1. :func:`fill_missing`: frames without a face get landmarks linearly
    interpolated between the nearest detected frames; leading/trailing gaps copy
    the first/last detection.
-2. :func:`smooth`: centred moving average over ``window`` frames (12 by default;
-   frames ``t - window//2 .. t + window//2 - 1``, shrunk at the clip edges).
+2. :func:`smooth`: centred moving average (``window`` = 12: frames t-6 .. t+6),
+   kept symmetric near the clip edges by shrinking it.
 3. :func:`similarity_transform`: least-squares rotation + uniform scale +
    translation (Umeyama 1991, no reflection) of the scheme's stable points onto
    the reference face on the 256x256 canvas.
@@ -43,13 +43,18 @@ def fill_missing(track: np.ndarray) -> tuple[np.ndarray, int]:
 
 
 def smooth(track: np.ndarray, window: int = 12) -> np.ndarray:
-    """Centred moving average along axis 0 of (T, ...) over ``window`` frames (shrunk at the edges)."""
+    """Centred moving average along axis 0 of (T, ...): frames t-k .. t+k with k = window // 2.
+
+    Near the clip edges k shrinks to the frames available on both sides, so the
+    window stays symmetric (no lag at the ends for steady motion).
+    """
     track = np.asarray(track, dtype=np.float64)
     n = len(track)
-    if window <= 1 or n <= 1:
+    if window <= 1 or n <= 2:
         return track.copy()
-    lo = np.clip(np.arange(n) - window // 2, 0, n)
-    hi = np.clip(np.arange(n) + (window - window // 2), 0, n)
+    t = np.arange(n)
+    k = np.minimum(np.minimum(t, n - 1 - t), window // 2)
+    lo, hi = t - k, t + k + 1
     csum = np.concatenate([np.zeros((1,) + track.shape[1:]), np.cumsum(track, axis=0)])
     counts = (hi - lo).reshape((-1,) + (1,) * (track.ndim - 1))
     return (csum[hi] - csum[lo]) / counts

@@ -56,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="retry clips skipped by an earlier run",
     )
+    parser.add_argument(
+        "--save-landmarks",
+        action="store_true",
+        default=None,
+        help="also write landmarks/{id}.npz (detected and smoothed landmarks, frame->ROI matrices)",
+    )
     parser.add_argument("--config", help="YAML file with PreprocessConfig fields")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
@@ -83,6 +89,7 @@ def main(args: argparse.Namespace) -> int:
         "keep_video_only": args.keep_video_only,
         "landmarks_dir": args.landmarks,
         "redo_skipped": args.redo_skipped,
+        "save_landmarks": args.save_landmarks,
     }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
     if not 0.0 <= cfg.min_face_share <= 1.0:

@@ -36,6 +36,7 @@ class PreprocessConfig:
     crf: int = 18  # x264 quality of the ROI video
     workers: int = 1
     redo_skipped: bool = False  # retry clips the report lists as skipped
+    save_landmarks: bool = False  # also write landmarks/{id}.npz (landmarks, matrices)
 
 
 @dataclass(kw_only=True)

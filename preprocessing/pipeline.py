@@ -21,7 +21,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,11 +87,20 @@ def _get_audio(clip: Clip, has_stream: bool) -> tuple[np.ndarray, float | None, 
     return samples, start, "stream"
 
 
+@dataclass
+class _PassResult:
+    track: np.ndarray  # (T, N, 2) landmarks in stored-frame pixels, NaN where no face
+    frames: list[np.ndarray] | None  # T grayscale (H, W) frames, None when over the memory budget
+    src_index: list[int]  # source frame index of each output frame
+    stats: ResampleStats
+    to_full: tuple[float, float]  # stored-frame pixels -> full-resolution upright pixels (x, y)
+
+
 def _landmark_pass(
     clip: Clip, cfg: PreprocessConfig, source: LandmarkSource, keep_frames: bool
-) -> tuple[np.ndarray, list[np.ndarray] | None, list[int], ResampleStats]:
-    """Decode at cfg.fps and detect. Returns (track (T, N, 2) NaN where no face,
-    kept grayscale frames or None, source index per output frame, stats)."""
+) -> _PassResult:
+    """Decode at cfg.fps and run the landmark source on every distinct source frame used."""
+    to_full = (1.0, 1.0)
     n_points = source.scheme.n_points
     nan_row = np.full((n_points, 2), np.nan)
     stats = ResampleStats()
@@ -113,6 +122,7 @@ def _landmark_pass(
                 else (sf.frame.width, sf.frame.height)
             )
             store_w, store_h = fit_size(full_w, full_h, cfg.store_max_side)
+            to_full = (full_w / store_w, full_h / store_h)
             if source.needs_image:
                 rgb = np.ascontiguousarray(frame_to_array(sf, "rgb24", source.max_side))
                 pts = source.detect(rgb, frame_index=sf.index)
@@ -138,7 +148,7 @@ def _landmark_pass(
         if frames is not None and gray is not None:
             frames.append(gray)
     arr = np.stack(track) if track else np.zeros((0, n_points, 2))
-    return arr, frames, src_index, stats
+    return _PassResult(track=arr, frames=frames, src_index=src_index, stats=stats, to_full=to_full)
 
 
 def _gray_frames_again(clip: Clip, cfg: PreprocessConfig) -> Iterator[np.ndarray]:
@@ -207,7 +217,8 @@ def _process(
 
     source = factory(clip, cfg)
     with source:
-        track, frames, src_index, stats = _landmark_pass(clip, cfg, source, keep_frames=True)
+        res = _landmark_pass(clip, cfg, source, keep_frames=True)
+    track, frames, stats = res.track, res.frames, res.stats
     n_out = len(track)
     rec.update(
         src_frames=stats.n_source_frames,
@@ -216,7 +227,18 @@ def _process(
         rotation=stats.rotation if stats.n_source_frames else rec["rotation"],
     )
     if stats.n_source_frames == 0:
-        raise MediaError("no_frames", f"{clip.video}: the video stream has no decodable frames")
+        declared = f" (the container declares {info.n_frames})" if info.n_frames else ""
+        raise MediaError("no_frames", f"{clip.video}: the video stream has no frames{declared}")
+    if info.n_frames and stats.n_source_frames < info.n_frames - 1:
+        raise MediaError(
+            "truncated",
+            f"{clip.video}: decoded {stats.n_source_frames} of the {info.n_frames} frames the container declares",
+        )
+    if info.duration and stats.duration < 0.9 * info.duration - 0.1:
+        raise MediaError(
+            "truncated",
+            f"{clip.video}: decoded {stats.duration:.2f} s of the {info.duration:.2f} s the container declares",
+        )
     if n_out < cfg.min_frames or stats.n_source_frames < cfg.min_frames:
         raise MediaError(
             "too_short",
@@ -236,6 +258,8 @@ def _process(
     rec["interpolated_frames"] = n_interp
     smoothed = smooth(filled, cfg.smooth_window)
     mats = roi_matrices(smoothed, source.scheme, cfg.crop)
+    if cfg.save_landmarks:
+        _save_landmarks(out_dir, clip.id, res, smoothed, mats)
 
     gray_iter = iter(frames) if frames is not None else _gray_frames_again(clip, cfg)
     rois = np.empty((n_out, cfg.crop, cfg.crop), np.uint8)
@@ -276,6 +300,29 @@ def _process(
     else:
         rec.update(audio=None, n_audio_samples=0, video_only=True)
         rec["detail"] = "no audio: video only (--keep-video-only)"
+
+
+def _save_landmarks(
+    out_dir: Path, clip_id: str, res: _PassResult, smoothed: np.ndarray, mats: np.ndarray
+) -> None:
+    """``landmarks/{id}.npz`` in full-resolution upright pixels, one row per output frame:
+    landmarks (T, N, 2) as detected (NaN: no face), smoothed (T, N, 2) after interpolation and
+    smoothing, matrices (T, 2, 3) mapping frame pixels to ROI pixels, src_index (T,)."""
+    fx, fy = res.to_full
+    scale = np.array([fx, fy])
+    full_mats = mats.copy()
+    full_mats[:, :, 0] /= fx  # M_full = M_store @ diag(1/fx, 1/fy)
+    full_mats[:, :, 1] /= fy
+    path = out_dir / "landmarks" / f"{clip_id}.npz"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(
+                fh,
+                landmarks=(res.track * scale).astype(np.float32),
+                smoothed=(smoothed * scale).astype(np.float32),
+                matrices=full_mats,
+                src_index=np.asarray(res.src_index, dtype=np.int64),
+            )
 
 
 # ----------------------------------------------------------------------------- the run

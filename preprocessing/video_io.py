@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +86,9 @@ def probe(path: str | Path) -> VideoInfo:
             raise MediaError("no_video_stream", f"{path}: no video stream")
         v = container.streams.video[0]
         rate = v.average_rate or v.guessed_rate or v.base_rate
-        duration = None
+        duration = None  # the video stream's own duration (not the container's, which covers audio)
         if v.duration is not None and v.time_base is not None:
             duration = float(v.duration * v.time_base)
-        elif container.duration is not None:
-            duration = container.duration / 1_000_000
         return VideoInfo(
             width=v.codec_context.width,
             height=v.codec_context.height,
@@ -247,23 +246,34 @@ def write_gray_video(
     """Write (T, H, W) uint8 grayscale frames as H.264 (yuv420p) mp4 at ``fps``.
 
     The container format is set explicitly, so ``path`` may be a temporary name.
-    One encoder thread, so the same frames always give the same bytes.
+    One encoder thread and no lookahead, so the same frames give the same bytes.
     """
     import av
 
     if frames.ndim != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected (T, H, W) uint8 frames, got {frames.shape} {frames.dtype}")
     _, h, w = frames.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"frame size must be even for yuv420p, got {w}x{h}")
     with av.open(str(path), mode="w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=fps)
         stream.width = w
         stream.height = h
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = 1
-        stream.options = {"crf": str(crf), "preset": "medium"}
-        for img in frames:
-            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="gray")
-            vf = vf.reformat(format="yuv420p")
+        stream.codec_context.thread_type = "NONE"
+        # no rc lookahead / mb-tree: with them x264 output varied between identical runs here
+        stream.options = {
+            "crf": str(crf),
+            "preset": "medium",
+            "x264-params": "rc-lookahead=0:mbtree=0:sync-lookahead=0",
+        }
+        # gray -> rgb24 -> yuv420p through swscale (U = V = 128 exactly for gray input)
+        for i, img in enumerate(frames):
+            rgb = np.repeat(img[:, :, None], 3, axis=2)
+            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            vf.pts = i
+            vf.time_base = Fraction(1, fps)
             for packet in stream.encode(vf):
                 out.mux(packet)
         for packet in stream.encode():
