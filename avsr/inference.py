@@ -175,13 +175,13 @@ def window_bounds(
 ) -> list[tuple[int, int]]:
     """[start, end) video-frame ranges of windows of ``window_s`` seconds covering ``n_frames``.
 
-    A last window shorter than ``min_last_s`` is merged into the one before it.
+    A last window shorter than ``min(min_last_s, window_s / 2)`` is merged into the one before it.
     """
     if window_s <= 0 or not math.isfinite(window_s):
         raise UserError(f"window length must be a positive number of seconds, got {window_s}")
     win = max(1, int(round(window_s * FPS)))
     bounds = [(s, min(s + win, n_frames)) for s in range(0, n_frames, win)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_last_s * FPS:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min(min_last_s, window_s / 2) * FPS:
         last = bounds.pop()
         bounds[-1] = (bounds[-1][0], last[1])
     return bounds
