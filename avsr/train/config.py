@@ -1,0 +1,60 @@
+"""Training-loop and optimiser options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    """AdamW (decoupled weight decay), linear warmup then polynomial decay to ``end_lr``."""
+
+    lr: float = 5e-4
+    """Peak learning rate (reached at the end of warmup)."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+    warmup_updates: int = 0
+    end_lr: float = 0.0
+    power: float = 1.0
+    """Polynomial decay power (1.0 = linear)."""
+    decay_updates: int | None = None
+    """Update at which the decay reaches ``end_lr`` (None: ``train.max_updates``)."""
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """The torchrun training loop (see :mod:`avsr.train`)."""
+
+    max_updates: int = 1000
+    grad_accum: int = 1
+    """Micro-batches per update and per process."""
+    clip_norm: float = 10.0
+    """Gradient-norm clipping (0: no clipping; the norm is still computed and logged)."""
+    seed: int = 1
+    save_every: int = 1000
+    keep_last: int = 3
+    log_every: int = 10
+    valid_every: int = 1000
+    best_metric: str | None = None
+    """Validation metric that selects ``checkpoints/best`` (None: keep no best)."""
+    best_mode: Literal["min", "max"] = "min"
+    bf16: bool = True
+    """bf16 autocast; only used on CUDA."""
+    distributed: Literal["ddp", "fsdp2"] = "ddp"
+    sync_batchnorm: bool = False
+    """Convert BatchNorm to SyncBatchNorm under DDP (CUDA only)."""
+    find_unused_parameters: bool = False
+    nan_max_skips: int = 20
+    """Stop (with an error) once more than this many updates were skipped for NaN/inf."""
+    num_workers: int = 2
+    freeze: list[str] = field(default_factory=list)
+    """Parameter-name globs (fnmatch) to freeze."""
+    freeze_updates: int | None = None
+    """Freeze the ``freeze`` parameters for the first N updates (None: the whole run)."""
+    tensorboard: bool = True
+    resume: str = "auto"
+    """'auto' (resume from out/checkpoints/last when present), 'never', or a checkpoint dir."""
+    device: str | None = None
+    """None: cuda:LOCAL_RANK when CUDA is available, else cpu."""

@@ -1,0 +1,617 @@
+"""The training loop: one update = ``grad_accum`` micro-batches per process.
+
+See the package docstring (:mod:`avsr.train`) for the contract and behaviour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import math
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from avsr.checkpoint import load_model_dir, save_model_dir
+from avsr.config import to_dict
+from avsr.errors import UserError
+from avsr.io import atomic_write_json
+from avsr.logging_utils import get_logger
+from avsr.train.config import OptimConfig, TrainConfig
+from avsr.train.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    is_dist,
+)
+from avsr.train.logger import MetricsLogger
+from avsr.train.schedule import WarmupPolyDecay, build_optimizer
+from avsr.train.state import (
+    TRAINER_STATE,
+    latest_checkpoint,
+    load_pt,
+    point_last,
+    prune,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+)
+
+log = get_logger("avsr.train")
+
+
+@dataclass
+class StepOutput:
+    """What a model's ``forward(batch)`` returns to the loop.
+
+    - ``loss``: scalar tensor, the loss **summed** over the batch's targets (not averaged).
+    - ``sample_size``: number of targets in ``loss`` (frames, tokens, ...).
+    - ``logs``: additive floats, summed over micro-batches and processes, then reported
+      as ``value / sample_size``; keys starting with ``n_`` are reported as plain sums;
+      a pair ``"x:num"``/``"x:den"`` is reported as ``x = sum(num) / sum(den)``.
+      Every process must return the same keys.
+    """
+
+    loss: torch.Tensor
+    sample_size: int | float | torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingDiverged(UserError):
+    """Too many updates were skipped because of NaN/inf losses or gradients."""
+
+
+@dataclass
+class TrainResult:
+    """Summary of :meth:`Trainer.fit`."""
+
+    updates: int
+    losses: dict[int, float]
+    """Loss per update done in this run (global, per target)."""
+    nan_skips: int
+    last_checkpoint: Path | None
+    resumed_from: Path | None
+    best: dict[str, Any] | None
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: _to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(_to_device(v, device) for v in batch)
+    if hasattr(batch, "to"):
+        return batch.to(device)
+    return batch
+
+
+def _reduce_logs(sums: dict[str, float], sample_size: float) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in sums.items():
+        if k.endswith(":num"):
+            name = k[: -len(":num")]
+            den = sums.get(name + ":den", 0.0)
+            out[name] = v / den if den else float("nan")
+        elif k.endswith(":den"):
+            continue
+        elif k.startswith("n_"):
+            out[k] = v
+        else:
+            out[k] = v / sample_size if sample_size else float("nan")
+    return out
+
+
+class Trainer:
+    """A plain torchrun training loop (DDP or FSDP2), see :mod:`avsr.train`.
+
+    Args:
+        model: module whose ``forward(batch)`` returns a :class:`StepOutput`. Optional
+            hooks: ``set_num_updates(n)`` (called before every update) and
+            ``fsdp_modules() -> list[nn.Module]`` (sub-modules sharded separately under FSDP2).
+        train_data: re-iterable batches, normally a DataLoader over an
+            :class:`avsr.data.AVDataset` with a :class:`avsr.data.LengthBatchSampler`
+            (exact resume); any iterable works (resume then skips consumed batches).
+        cfg, optim: loop and optimiser options.
+        out_dir: run folder (``checkpoints/``, ``metrics.jsonl``, ``tensorboard/``).
+        validate_fn: ``validate_fn(model) -> dict[str, float]``, called on every rank
+            (eval mode, no_grad) with the unwrapped (or FSDP2-sharded) model; rank 0's
+            result is logged and selects the best checkpoint.
+        dist: from :func:`init_distributed` (called here when omitted).
+        model_config, model_kind: stored in each checkpoint's ``config.yaml``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: Iterable[Any],
+        *,
+        cfg: TrainConfig,
+        optim: OptimConfig,
+        out_dir: str | Path,
+        validate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+        dist: DistInfo | None = None,
+        model_config: dict[str, Any] | None = None,
+        model_kind: str = "model",
+    ) -> None:
+        if cfg.grad_accum < 1 or cfg.max_updates < 0 or cfg.save_every < 1 or cfg.log_every < 1:
+            raise UserError("train config: grad_accum, save_every and log_every must be >= 1")
+        self.cfg = cfg
+        self.optim_cfg = optim
+        self.out_dir = Path(out_dir)
+        self.ckpt_root = self.out_dir / "checkpoints"
+        self.validate_fn = validate_fn
+        self.dist = dist or init_distributed(cfg.device)
+        self.device = self.dist.device
+        self.model_config = dict(model_config or {})
+        self.model_kind = model_kind
+        self.train_data = train_data
+        self.use_bf16 = cfg.bf16 and self.device.type == "cuda"
+
+        self.model = model.to(self.device)
+        seed_everything(cfg.seed + 1_000_003 * self.dist.rank)
+        self.frozen = self._match_frozen()
+        self.update = 0
+        self.epoch = 0
+        self.position = 0
+        self.nan_skips = 0
+        self.best: dict[str, Any] | None = None
+        self._freeze_active = False
+        self._fsdp = cfg.distributed == "fsdp2" and self.dist.distributed
+
+        if cfg.sync_batchnorm and self.dist.distributed:
+            if self.device.type != "cuda":
+                raise UserError(
+                    "train.sync_batchnorm needs CUDA (SyncBatchNorm has no CPU kernels)"
+                )
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if self._fsdp:
+            from torch.distributed.fsdp import fully_shard
+
+            subs = getattr(self.model, "fsdp_modules", None)
+            for sub in subs() if callable(subs) else []:
+                fully_shard(sub)
+            fully_shard(self.model)
+        self.wrapped: nn.Module = self.model
+        self.optimizer = build_optimizer(self.model.parameters(), optim)
+        self.scheduler = WarmupPolyDecay(self.optimizer, optim, cfg.max_updates)
+        self.metrics = MetricsLogger(
+            self.out_dir, enabled=self.dist.is_main, tensorboard=cfg.tensorboard
+        )
+        self.resumed_from = self._resume()
+        self._apply_freeze(self._freeze_wanted(self.update), force=True)
+
+    # ---------------------------------------------------------------- freezing
+    def _match_frozen(self) -> set[str]:
+        names = [n for n, _ in self.model.named_parameters()]
+        frozen: set[str] = set()
+        for pat in self.cfg.freeze:
+            hit = [n for n in names if fnmatch.fnmatchcase(n, pat)]
+            if not hit:
+                raise UserError(
+                    f"train.freeze: pattern {pat!r} matches no parameter (e.g. {names[:3]})"
+                )
+            frozen.update(hit)
+        return frozen
+
+    def _freeze_wanted(self, update: int) -> bool:
+        if not self.frozen:
+            return False
+        return self.cfg.freeze_updates is None or update < self.cfg.freeze_updates
+
+    def _apply_freeze(self, active: bool, force: bool = False) -> None:
+        """Frozen params get ``requires_grad=False`` (DDP is re-wrapped on a change);
+        under FSDP2 they keep it and their gradients are dropped before the step."""
+        if active == self._freeze_active and not force:
+            return
+        self._freeze_active = active
+        if not self._fsdp:
+            for n, p in self.model.named_parameters():
+                if n in self.frozen:
+                    p.requires_grad_(not active)
+        if self.dist.distributed and not self._fsdp:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            if isinstance(self.wrapped, DDP):
+                del self.wrapped
+            self.wrapped = DDP(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.cfg.find_unused_parameters,
+            )
+        if self.frozen and self.dist.is_main:
+            state = "frozen" if active else "trainable"
+            log.info(
+                "%d parameters matching %s are %s from update %d",
+                len(self.frozen),
+                self.cfg.freeze,
+                state,
+                self.update,
+            )
+
+    # ---------------------------------------------------------------- data
+    def _iterate(self, epoch: int, position: int) -> Iterator[Any]:
+        data = self.train_data
+        bs = getattr(data, "batch_sampler", None)
+        skip = 0
+        if bs is not None and hasattr(bs, "set_epoch") and hasattr(bs, "load_state_dict"):
+            bs.set_epoch(epoch, position)
+        else:
+            sampler = getattr(data, "sampler", None)
+            if sampler is not None and hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            skip = position
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # DataLoader draws its worker seed from the global RNG
+            it = iter(data)
+        for _ in range(skip):
+            next(it, None)
+        return it
+
+    def _batches(self) -> Iterator[Any]:
+        empty_epochs = 0
+        while True:
+            got = False
+            for batch in self._iterate(self.epoch, self.position):
+                self.position += 1
+                got = True
+                yield batch
+            if not got:
+                empty_epochs += 1
+                if empty_epochs > 1:
+                    raise UserError("training data yields no batches")
+            else:
+                empty_epochs = 0
+            self.epoch += 1
+            self.position = 0
+
+    # ---------------------------------------------------------------- state
+    def _state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
+
+        return get_state_dict(
+            self.model,
+            self.optimizer,
+            options=StateDictOptions(full_state_dict=True, cpu_offload=True),
+        )
+
+    def save(self) -> Path:
+        """Write ``checkpoints/step_{update}`` atomically (collective: every rank calls it)."""
+        name = f"step_{self.update}"
+        tmp = self.ckpt_root / f".{name}.tmp"
+        final = self.ckpt_root / name
+        model_sd, optim_sd = self._state_dicts()
+        if self.dist.is_main:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+        barrier()
+        torch.save(rng_state(), tmp / f"rng_rank{self.dist.rank}.pt")
+        barrier()
+        if self.dist.is_main:
+            save_model_dir(tmp, model_sd, self.model_config, kind=self.model_kind)
+            torch.save(
+                {
+                    "update": self.update,
+                    "optimizer": optim_sd,
+                    "scheduler": self.scheduler.state_dict(),
+                    "data": {"epoch": self.epoch, "position": self.position},
+                    "nan_skips": self.nan_skips,
+                    "best": self.best,
+                    "world_size": self.dist.world_size,
+                },
+                tmp / TRAINER_STATE,
+            )
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+            point_last(self.ckpt_root, final)
+            prune(self.ckpt_root, self.cfg.keep_last)
+        barrier()
+        return final
+
+    def _resume(self) -> Path | None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
+        choice = self.cfg.resume
+        if choice == "never":
+            return None
+        if choice == "auto":
+            path = latest_checkpoint(self.ckpt_root)
+            if path is None:
+                return None
+        else:
+            path = Path(choice)
+            if not (path / TRAINER_STATE).is_file():
+                raise UserError(f"{path}: not a training checkpoint (no {TRAINER_STATE})")
+        model_sd, _ = load_model_dir(path)
+        state = load_pt(path / TRAINER_STATE)
+        self.update = int(state["update"])
+        # The optimizer must see the same trainable set as when it was saved.
+        self._apply_freeze(self._freeze_wanted(self.update), force=True)
+        # Parameters without saved optimizer state (frozen or unused so far) must not be
+        # matched against it: hide them from the loader for the moment.
+        saved = set(state["optimizer"].get("state", {}))
+        hidden = [p for n, p in self.model.named_parameters() if p.requires_grad and n not in saved]
+        for p in hidden:
+            p.requires_grad_(False)
+        try:
+            set_state_dict(
+                self.model,
+                self.optimizer,
+                model_state_dict=model_sd,
+                optim_state_dict=state["optimizer"],
+                options=StateDictOptions(full_state_dict=True),
+            )
+        finally:
+            for p in hidden:
+                p.requires_grad_(True)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["data"]["epoch"])
+        self.position = int(state["data"]["position"])
+        self.nan_skips = int(state["nan_skips"])
+        self.best = state.get("best")
+        if int(state.get("world_size", 1)) != self.dist.world_size:
+            log.warning(
+                "%s was written by %s processes, resuming with %d: data order will differ",
+                path,
+                state.get("world_size"),
+                self.dist.world_size,
+            )
+        rng_file = path / f"rng_rank{self.dist.rank}.pt"
+        if rng_file.is_file():
+            set_rng_state(load_pt(rng_file))
+        else:
+            log.warning("%s: no RNG state for rank %d; keeping a fresh seed", path, self.dist.rank)
+        if self.dist.is_main:
+            log.info(
+                "resumed from %s at update %d (epoch %d, batch %d)",
+                path,
+                self.update,
+                self.epoch,
+                self.position,
+            )
+        return path
+
+    def _save_best(self, metrics: dict[str, float]) -> None:
+        metric = self.cfg.best_metric
+        if metric is None:
+            return
+        if metric not in metrics:
+            raise UserError(
+                f"train.best_metric {metric!r} is not among the validation metrics {sorted(metrics)}"
+            )
+        value = float(metrics[metric])
+        if not math.isfinite(value):
+            return
+        old = None if self.best is None else self.best["value"]
+        better = old is None or (value < old if self.cfg.best_mode == "min" else value > old)
+        if not better:
+            return
+        self.best = {
+            "metric": metric,
+            "value": value,
+            "update": self.update,
+            "mode": self.cfg.best_mode,
+        }
+        model_sd, _ = self._state_dicts()
+        if self.dist.is_main:
+            tmp = self.ckpt_root / ".best.tmp"
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            save_model_dir(tmp, model_sd, self.model_config, kind=self.model_kind)
+            atomic_write_json(tmp / "best.json", {**self.best, "metrics": metrics})
+            final = self.ckpt_root / "best"
+            old_dir = self.ckpt_root / ".best.old"
+            if final.exists():
+                if old_dir.exists():
+                    shutil.rmtree(old_dir)
+                final.rename(old_dir)
+            tmp.rename(final)
+            shutil.rmtree(old_dir, ignore_errors=True)
+        barrier()
+
+    # ---------------------------------------------------------------- loop
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.use_bf16:
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def validate(self) -> dict[str, float]:
+        """Run ``validate_fn`` (all ranks), log rank 0's metrics, update the best checkpoint."""
+        assert self.validate_fn is not None
+        self.model.eval()
+        try:
+            with torch.no_grad(), self._autocast():
+                metrics = self.validate_fn(self.model)
+        finally:
+            self.model.train()
+        metrics = dict(broadcast_object({k: float(v) for k, v in metrics.items()}))  # type: ignore[call-overload]
+        self.metrics.write("valid", self.update, metrics)
+        self.metrics.console("valid", self.update, self.cfg.max_updates, metrics)
+        self._save_best(metrics)
+        return metrics
+
+    def _micro_step(self, batch: Any, sync: bool) -> StepOutput:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+        if isinstance(self.wrapped, DDP) and not sync:
+            ctx = self.wrapped.no_sync()
+        if self._fsdp:
+            self.model.set_requires_gradient_sync(sync)  # type: ignore[operator]
+        with ctx:
+            with self._autocast():
+                out = self.wrapped(_to_device(batch, self.device))
+            if not isinstance(out, StepOutput):
+                raise TypeError(
+                    f"model forward must return avsr.train.StepOutput, got {type(out).__name__}"
+                )
+            out.loss.float().backward()
+        return out
+
+    def _trainable(self) -> list[nn.Parameter]:
+        return [p for p in self.model.parameters() if p.grad is not None]
+
+    def fit(self) -> TrainResult:
+        """Train until ``max_updates``; returns a :class:`TrainResult`."""
+        cfg = self.cfg
+        losses: dict[int, float] = {}
+        last_saved = self.update if self.resumed_from is not None else -1
+        last_valid = -1
+        batches = self._batches()
+        self.model.train()
+        t_log, n_log = time.perf_counter(), 0
+        empty_streak = 0
+        while self.update < cfg.max_updates:
+            self._apply_freeze(self._freeze_wanted(self.update))
+            hook = getattr(self.model, "set_num_updates", None)
+            if callable(hook):
+                hook(self.update)
+            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+            sample_size = 0.0
+            log_sums: dict[str, float] = {}
+            for k in range(cfg.grad_accum):
+                out = self._micro_step(next(batches), sync=k == cfg.grad_accum - 1)
+                loss_sum += out.loss.detach().to(torch.float64)
+                sample_size += float(out.sample_size)
+                for key, v in out.logs.items():
+                    log_sums[key] = log_sums.get(key, 0.0) + float(v)
+            keys = sorted(log_sums)
+            if is_dist():
+                all_keys = [None] * self.dist.world_size
+                torch.distributed.all_gather_object(all_keys, keys)
+                if any(k != keys for k in all_keys):
+                    raise RuntimeError(f"ranks returned different log keys: {all_keys}")
+            stats = torch.tensor(
+                [sample_size, *[log_sums[k] for k in keys]], dtype=torch.float64, device=self.device
+            )
+            stats = all_reduce_sum(torch.cat([loss_sum.reshape(1), stats]))
+            g_loss, g_size = float(stats[0]), float(stats[1])
+            g_logs = dict(zip(keys, stats[2:].tolist()))
+
+            if self._fsdp and self._freeze_active:
+                for n, p in self.model.named_parameters():
+                    if n in self.frozen:
+                        p.grad = None
+            if g_size <= 0:
+                self.optimizer.zero_grad(set_to_none=True)
+                empty_streak += 1
+                if empty_streak > 1000:
+                    raise UserError("1000 consecutive updates had no targets (sample_size 0)")
+                log.warning(
+                    "update %d: no targets in the batch (sample size 0); skipped", self.update + 1
+                )
+                continue
+            empty_streak = 0
+            factor = (self.dist.world_size if self.dist.distributed else 1) / g_size
+            params = self._trainable()
+            for p in params:
+                p.grad.mul_(factor)  # type: ignore[union-attr]
+            max_norm = cfg.clip_norm if cfg.clip_norm > 0 else float("inf")
+            gnorm_t = (
+                torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+            )
+            if hasattr(gnorm_t, "full_tensor"):
+                gnorm_t = gnorm_t.full_tensor()  # FSDP2: every rank must call this
+            gnorm = float(gnorm_t)
+            loss = g_loss / g_size
+            if not (math.isfinite(loss) and math.isfinite(gnorm)):
+                self.optimizer.zero_grad(set_to_none=True)
+                self.nan_skips += 1
+                log.warning(
+                    "update %d: non-finite loss (%s) or gradient norm (%s); step skipped (%d so far)",
+                    self.update + 1,
+                    loss,
+                    gnorm,
+                    self.nan_skips,
+                )
+                if self.nan_skips > cfg.nan_max_skips:
+                    raise TrainingDiverged(
+                        f"{self.out_dir}: stopped at update {self.update}: {self.nan_skips} updates had NaN/inf "
+                        f"losses or gradients (train.nan_max_skips={cfg.nan_max_skips}); lower the learning "
+                        "rate, raise warmup or check the data, then resume from the last checkpoint"
+                    )
+                continue
+            lr = self.scheduler.get_last_lr()
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.update += 1
+            n_log += 1
+            losses[self.update] = loss
+
+            if self.update % cfg.log_every == 0 or self.update == cfg.max_updates:
+                now = time.perf_counter()
+                rec = {
+                    "loss": loss,
+                    "lr": lr,
+                    "gnorm": gnorm,
+                    "sample_size": g_size,
+                    "ups": n_log / max(now - t_log, 1e-9),
+                    "epoch": self.epoch,
+                    "nan_skips": self.nan_skips,
+                    **_reduce_logs(g_logs, g_size),
+                }
+                self.metrics.write("train", self.update, rec)
+                self.metrics.console("train", self.update, cfg.max_updates, rec)
+                t_log, n_log = now, 0
+            if self.validate_fn is not None and self.update % cfg.valid_every == 0:
+                self.validate()
+                last_valid = self.update
+            if self.update % cfg.save_every == 0:
+                self.save()
+                last_saved = self.update
+        if self.validate_fn is not None and last_valid != self.update and self.update > 0:
+            self.validate()
+        if last_saved != self.update:
+            self.save()
+        self.metrics.close()
+        return TrainResult(
+            updates=self.update,
+            losses=losses,
+            nan_skips=self.nan_skips,
+            last_checkpoint=latest_checkpoint(self.ckpt_root),
+            resumed_from=self.resumed_from,
+            best=self.best,
+        )
+
+
+def train(
+    model: nn.Module,
+    train_data: Iterable[Any],
+    *,
+    cfg: TrainConfig,
+    optim: OptimConfig,
+    out_dir: str | Path,
+    validate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
+    dist: DistInfo | None = None,
+    model_config: dict[str, Any] | None = None,
+    model_kind: str = "model",
+) -> TrainResult:
+    """Build a :class:`Trainer` and run it."""
+    return Trainer(
+        model,
+        train_data,
+        cfg=cfg,
+        optim=optim,
+        out_dir=out_dir,
+        validate_fn=validate_fn,
+        dist=dist,
+        model_config=model_config,
+        model_kind=model_kind,
+    ).fit()
+
+
+def config_record(cfg: TrainConfig, optim: OptimConfig) -> dict[str, Any]:
+    """Plain dict of both configs (for logs / run metadata)."""
+    return {"train": to_dict(cfg), "optim": to_dict(optim)}

@@ -1,0 +1,154 @@
+"""A toy model + synthetic variable-length data for the training-loop tests.
+
+Also a script: ``python tests/train_toy.py --out DIR ...`` (or under
+``python -m torch.distributed.run --nproc-per-node 2``) trains the toy with
+:class:`avsr.train.Trainer`; per-update losses land in ``DIR/metrics.jsonl``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from avsr.data.sampler import LengthBatchSampler  # noqa: E402
+from avsr.train import OptimConfig, StepOutput, TrainConfig, Trainer  # noqa: E402
+
+DIM = 6
+
+
+class ToyData(torch.utils.data.Dataset):
+    """Item ``(index, epoch)``: a sequence of 3..12 frames; features noisy per (seed, epoch, index)."""
+
+    def __init__(self, n: int = 64, seed: int = 0) -> None:
+        self.n, self.seed = n, seed
+        self.lengths = np.random.default_rng(seed).integers(3, 13, size=n)
+        g = torch.Generator().manual_seed(1234)
+        self.w_true = torch.randn(DIM, 1, generator=g)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: Any) -> dict[str, torch.Tensor]:
+        index, epoch = (key, 0) if isinstance(key, int) else key
+        rng = np.random.default_rng([self.seed, epoch, index])
+        x = torch.from_numpy(
+            rng.standard_normal((int(self.lengths[index]), DIM)).astype(np.float32)
+        )
+        y = (x @ self.w_true).squeeze(-1) + 0.1 * torch.from_numpy(
+            rng.standard_normal(x.shape[0]).astype(np.float32)
+        )
+        return {"x": x, "y": y}
+
+
+def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    b, t = len(items), max(it["x"].shape[0] for it in items)
+    x = torch.zeros(b, t, DIM)
+    y = torch.zeros(b, t)
+    mask = torch.zeros(b, t, dtype=torch.bool)
+    for i, it in enumerate(items):
+        n = it["x"].shape[0]
+        x[i, :n], y[i, :n], mask[i, :n] = it["x"], it["y"], True
+    return {"x": x, "y": y, "mask": mask}
+
+
+class ToyModel(nn.Module):
+    """MLP regressor; loss = summed squared error over valid frames."""
+
+    def __init__(self, dropout: float = 0.0, nan_updates: tuple[int, ...] = ()) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(
+            nn.Linear(DIM, 16), nn.Tanh(), nn.Dropout(dropout), nn.Linear(16, 1)
+        )
+        self.nan_updates = set(nan_updates)
+        self.num_updates = 0
+        self.forward_calls = 0
+        self.kill_at = int(os.environ.get("TOY_KILL_AT_FORWARD", "0"))
+
+    def set_num_updates(self, n: int) -> None:
+        self.num_updates = n
+
+    def fsdp_modules(self) -> list[nn.Module]:
+        return [self.net[0]]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> StepOutput:
+        self.forward_calls += 1
+        if self.kill_at and self.forward_calls >= self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        pred = self.net(batch["x"]).squeeze(-1)
+        err = (pred - batch["y"]) ** 2 * batch["mask"]
+        loss = err.sum()
+        if self.num_updates + 1 in self.nan_updates:
+            loss = loss * float("nan")
+        n = int(batch["mask"].sum())
+        return StepOutput(
+            loss=loss,
+            sample_size=n,
+            logs={
+                "abs:num": float((pred - batch["y"]).detach().abs().mul(batch["mask"]).sum()),
+                "abs:den": float(n),
+                "n_items": float(batch["x"].shape[0]),
+            },
+        )
+
+
+def make_loader(
+    data: ToyData, *, rank: int = 0, world: int = 1, workers: int = 0, max_frames: int = 40
+) -> torch.utils.data.DataLoader:
+    sampler = LengthBatchSampler(
+        data.lengths, max_frames_per_batch=max_frames, seed=7, rank=rank, world_size=world
+    )
+    return torch.utils.data.DataLoader(
+        data, batch_sampler=sampler, collate_fn=collate, num_workers=workers
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-updates", type=int, default=5)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--save-every", type=int, default=100)
+    p.add_argument("--dropout", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--distributed", default="ddp")
+    p.add_argument("--freeze", default="")
+    p.add_argument("--freeze-updates", type=int, default=None)
+    args = p.parse_args(argv)
+    from avsr.train import cleanup_distributed, init_distributed
+
+    dist = init_distributed("cpu")
+    torch.set_num_threads(1)
+    data = ToyData()
+    loader = make_loader(data, rank=dist.rank, world=dist.world_size, workers=args.workers)
+    cfg = TrainConfig(
+        max_updates=args.max_updates,
+        grad_accum=args.grad_accum,
+        save_every=args.save_every,
+        keep_last=2,
+        log_every=1,
+        seed=3,
+        tensorboard=False,
+        distributed=args.distributed,
+        clip_norm=1.0,
+        freeze=[args.freeze] if args.freeze else [],
+        freeze_updates=args.freeze_updates,
+    )
+    optim = OptimConfig(lr=0.05, warmup_updates=2)
+    Trainer(ToyModel(args.dropout), loader, cfg=cfg, optim=optim, out_dir=args.out, dist=dist).fit()
+    cleanup_distributed()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
