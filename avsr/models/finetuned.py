@@ -110,13 +110,11 @@ class FinetunedModel(nn.Module):
             raise UserError(f"modality must be av, a or v, got {modality!r}")
         video = batch.video
         video_lens = batch.video_lens
-        if modality in ("av", "v") and video is None and getattr(self.encoder, "has_video", True):
+        if modality in ("av", "v") and video is None and getattr(self.encoder, "visual", True) is not None:
             raise UserError(f"modality {modality!r} needs video, but the batch has none")
-        if modality == "v" and batch.audio is None:
-            audio = torch.zeros(len(batch.ids), int(batch.audio_lens.max()), device=video.device)
-        else:
-            audio = batch.audio
-        out = self.encoder(audio, batch.audio_lens, video, video_lens, modality=modality, apply_mask=apply_mask)
+        if modality in ("av", "a") and batch.audio is None:
+            raise UserError(f"modality {modality!r} needs audio, but the batch has none")
+        out = self.encoder(batch.audio, batch.audio_lens, video, video_lens, modality=modality, apply_mask=apply_mask)
         return EncodedBatch(out.feats, out.lens, out.padding_mask)
 
     def targets(self, texts: list[str]) -> list[list[int]]:
@@ -138,24 +136,22 @@ class FinetunedModel(nn.Module):
             raise UserError("fine-tuning needs text labels in the batch")
         enc = self.encode(batch, apply_mask=self.config.apply_mask and self.training)
         targets = self.targets(batch.texts)
-        ntokens = sum(len(t) for t in targets)
-        logs: dict[str, float] = {"nsentences": float(len(targets))}
+        # logs follow the loop's convention: n_* are plain sums, x:num / x:den a ratio
+        logs: dict[str, float] = {"n_sentences": float(len(targets))}
         if self.config.head == "ctc":
             logits = self.head(enc.feats)
             loss = self.head.loss(logits, enc.lens, targets)
-            logs["ntokens"] = float(ntokens)
-            sample_size = max(ntokens, 1)
+            ntokens = sum(len(t) for t in targets)
         else:
             prev, tgt = self._teacher_forcing(targets, enc.feats.device)
             logits = self.head(prev, enc.feats, enc.padding_mask)
             loss = self.head.loss(logits, tgt)
             keep = tgt != self.tokenizer.pad_id
-            correct = (logits.argmax(-1) == tgt) & keep
             ntokens = int(keep.sum())  # eos included
-            logs["ntokens"] = float(ntokens)
-            logs["accuracy"] = float(correct.sum()) / max(ntokens, 1)
-            sample_size = max(ntokens, 1)
-        logs["loss"] = float(loss.detach()) / sample_size
+            logs["accuracy:num"] = float(((logits.argmax(-1) == tgt) & keep).sum())
+            logs["accuracy:den"] = float(ntokens)
+        logs["n_tokens"] = float(ntokens)
+        sample_size = max(ntokens, 1)
         return loss, sample_size, logs
 
     def _teacher_forcing(self, targets: list[list[int]], device: torch.device) -> tuple[Tensor, Tensor]:

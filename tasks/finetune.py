@@ -1,0 +1,53 @@
+"""``avsr finetune``: fine-tune an AV (or plain XLS-R) encoder for AVSR or AVST.
+
+    avsr finetune --task avsr --head ctc --modality a --data DATA --init AV_DIR --out RUN \\
+        --config configs/finetune_tiny_ctc.yaml [--lang es | --pair es-en] [--set key=value ...]
+
+Steps (rank 0 writes, every rank trains; run under ``torchrun`` for DDP):
+
+1. targets: ``DATA/{split}.wrd`` (or ``DATA/muavic/{lang}/{split}.{lang}``) for avsr,
+   ``DATA/muavic/{src}/en/{split}.en`` for avst (see :mod:`tasks.finetune_data`);
+2. tokenizer: SentencePiece unigram on the normalised train targets -> ``RUN/tokenizer.model``
+   (kept on resume);
+3. model: ``--init`` is an AV model dir (kind ``av``) or any XLS-R encoder (project dir,
+   HF dir, fairseq1 ``.pt``; the lip encoder and fusion are then fresh, from the ``av``
+   config section), plus a CTC head or a Transformer decoder;
+4. training: the project's torchrun loop (:mod:`avsr.train`): the encoder frozen for the
+   first ``train.freeze_updates`` updates, checkpoints + exact resume under
+   ``RUN/checkpoints``, validation WER (avsr) or BLEU (avst) by decoding the valid split,
+   the best checkpoint kept (``RUN/checkpoints/best``);
+5. export: the best (else last) weights as a self-describing fine-tuned model ``RUN/model``.
+
+``--modality a`` trains on audio with the video features zeroed, exactly as modality
+dropout does; the video is then not even decoded. The model keeps its video path, so it
+can be evaluated with ``--modality av`` (zero-shot AV).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", choices=["avsr", "avst"], help="recognition (transcripts) or X->En translation")
+    parser.add_argument("--head", choices=["ctc", "s2s"], help="CTC (avsr only) or Transformer decoder")
+    parser.add_argument("--modality", choices=["av", "a", "v"], help="training input: av, a (video zeros), v")
+    parser.add_argument("--data", required=True, type=Path, help="preprocessed DATA folder (avsr preprocess)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--lang", help="one language: DATA/muavic/LANG (default: every language of DATA)")
+    group.add_argument("--pair", help="translation pair SRC-en: DATA/muavic/SRC/en")
+    parser.add_argument("--init", required=True, type=Path, help="AV model dir, or an XLS-R encoder (dir or .pt)")
+    parser.add_argument("--out", required=True, type=Path, help="run folder (resumes when it has checkpoints)")
+    parser.add_argument("--config", type=Path, help="YAML config (configs/finetune_*.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. train.max_updates=200 (repeatable)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from tasks.finetune_config import resolve_config
+    from tasks.finetune_run import run_finetune
+
+    cfg = resolve_config(args)
+    run_finetune(cfg, data=args.data, init=args.init, out=args.out)
+    return 0

@@ -1,0 +1,109 @@
+"""Options of ``avsr finetune`` (one typed dataclass; MuAViC recipe defaults)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from typing import Literal
+
+from avsr.data.config import DataConfig
+from avsr.models.av.config import AVModelConfig
+from avsr.models.heads.ctc import CTCHeadConfig
+from avsr.models.heads.decoder import DecoderConfig
+from avsr.train.config import OptimConfig, TrainConfig
+
+
+@dataclass(kw_only=True)
+class TokenizerSection:
+    vocab_size: int = 1000
+    """Upper bound; a small corpus gets the largest vocabulary it supports (logged)."""
+    character_coverage: float = 1.0
+
+
+@dataclass(kw_only=True)
+class HeadSection:
+    normalize: Literal["asr", "st", "none"] | None = None
+    """Target normalisation (None: asr for avsr, st for avst; see :mod:`avsr.text.normalize`)."""
+    apply_mask: bool = False
+    """Span-mask the encoder input while fine-tuning (masking probabilities from ``av.masking``
+    for a fresh front end, else the pretrained model's)."""
+    modality_dropout: float | None = None
+    """Modality-dropout probability while fine-tuning with ``--modality av`` (None: the
+    encoder's own setting, AV-HuBERT 0.5)."""
+    ctc: CTCHeadConfig = field(default_factory=CTCHeadConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+
+@dataclass(kw_only=True)
+class ValidSection:
+    split: str = "valid"
+    beam: int = 5
+    modality: Literal["av", "a", "v"] | None = None
+    """Input mode of validation decoding (None: the training modality)."""
+    max_clips: int | None = None
+    """Decode at most this many validation clips (None: all)."""
+
+
+def _train_defaults() -> TrainConfig:
+    return TrainConfig(
+        max_updates=30000,
+        freeze=["encoder.*"],
+        freeze_updates=4000,
+        save_every=1000,
+        valid_every=1000,
+        find_unused_parameters=True,
+    )
+
+
+def _optim_defaults() -> OptimConfig:
+    return OptimConfig(lr=1e-4, warmup_updates=10000)
+
+
+@dataclass(kw_only=True)
+class FinetuneConfig:
+    """``avsr finetune`` options (MuAViC recipe defaults; see configs/finetune_*.yaml)."""
+
+    task: Literal["avsr", "avst"] = "avsr"
+    head: Literal["ctc", "s2s"] = "s2s"
+    modality: Literal["av", "a", "v"] = "av"
+    lang: str | None = None
+    pair: str | None = None
+    train_split: str = "train"
+    model: HeadSection = field(default_factory=HeadSection)
+    av: AVModelConfig = field(default_factory=AVModelConfig)
+    """AV model options used when ``--init`` is a plain XLS-R encoder (fresh lip encoder)."""
+    tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
+    data: DataConfig = field(default_factory=lambda: DataConfig(max_frames_per_batch=1000))
+    train: TrainConfig = field(default_factory=_train_defaults)
+    optim: OptimConfig = field(default_factory=_optim_defaults)
+    valid: ValidSection = field(default_factory=ValidSection)
+
+
+def resolve_config(args: argparse.Namespace) -> FinetuneConfig:
+    """Config file + ``--set`` overrides + the explicit flags (flags win)."""
+    from avsr.config import ConfigError, load_config
+    from avsr.errors import UserError
+
+    overrides = list(args.overrides)
+    for name in ("task", "head", "modality"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides.append(f"{name}={value}")
+    try:
+        cfg = load_config(FinetuneConfig, args.config, overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+    if getattr(args, "lang", None):
+        cfg.lang, cfg.pair = args.lang, None
+    if getattr(args, "pair", None):
+        cfg.pair, cfg.lang = args.pair, None
+    if cfg.task == "avst" and cfg.head == "ctc":
+        raise UserError("--task avst needs --head s2s (CTC cannot reorder words for translation)")
+    if cfg.lang is not None and cfg.pair is not None:
+        raise UserError("give either lang or pair, not both")
+    if cfg.train.best_metric is None:
+        cfg.train.best_metric = "wer" if cfg.task == "avsr" else "bleu"
+        cfg.train.best_mode = "min" if cfg.task == "avsr" else "max"
+    # decode only the media the input mode uses
+    cfg.data.modalities = cfg.modality
+    return cfg

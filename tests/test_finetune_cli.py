@@ -1,0 +1,119 @@
+"""``avsr finetune`` end to end on tiny synthetic data: training, validation, export, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from avsr.cli import main
+from avsr.data import make_synthetic_av_data
+from avsr.errors import UserError
+from avsr.models.av import AVModelConfig, build_av_encoder, save_av_model
+from avsr.models.av.config import VisualSection
+from avsr.models.finetuned import load_finetuned
+from avsr.models.xlsr import build_encoder
+from tasks.finetune_data import target_files
+
+TINY = [
+    "data.image_size=32",
+    "data.crop_size=24",
+    "data.max_frames_per_batch=80",
+    "train.num_workers=0",
+    "train.log_every=1",
+    "train.tensorboard=false",
+    "train.save_every=2",
+    "train.valid_every=100",
+    "train.freeze_updates=1",
+    "optim.lr=1e-3",
+    "optim.warmup_updates=1",
+    "optim.decay_updates=4",
+    "valid.beam=2",
+    "model.decoder.num_layers=1",
+    "model.decoder.model_dim=32",
+    "model.decoder.ffn_dim=64",
+    "model.decoder.num_heads=2",
+    "model.decoder.max_len_b=12",
+    "tokenizer.vocab_size=40",
+]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("ft")
+    data = root / "data"
+    make_synthetic_av_data(data, n_clips=6, split="train", min_frames=8, max_frames=16, noise=False, seed=1)
+    make_synthetic_av_data(data, n_clips=2, split="valid", min_frames=8, max_frames=12, noise=False, seed=2)
+    torch.manual_seed(0)
+    cfg = AVModelConfig(visual=VisualSection(stem_channels=4, widths=[4, 8, 8, 16]))
+    init = save_av_model(build_av_encoder(cfg, build_encoder("tiny")), root / "av_init")
+    return data, init
+
+
+def _finetune(data: Path, init: Path, out: Path, *extra: str, head: str = "s2s", modality: str = "av") -> int:
+    args = ["finetune", "--task", "avsr", "--head", head, "--modality", modality,
+            "--data", str(data), "--init", str(init), "--out", str(out)]
+    for s in [*TINY, *extra]:
+        args += ["--set", s]
+    return main(args)
+
+
+def _train_losses(run: Path) -> dict[int, float]:
+    out = {}
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        if rec["split"] == "train":
+            out[rec["update"]] = rec["loss"]
+    return out
+
+
+@pytest.mark.slow
+def test_ctc_audio_only_finetune_exports_a_model(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    data, init = setup
+    run = tmp_path / "run"
+    assert _finetune(data, init, run, "train.max_updates=2", head="ctc", modality="a") == 0
+    summary = json.loads((run / "finetune.json").read_text())
+    assert summary["updates"] == 2 and summary["best"]["metric"] == "wer"
+    valid = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"valid"' in x]
+    assert valid and "wer" in valid[-1] and valid[-1]["n_clips"] == 2
+    assert (run / "valid_hyps.txt").is_file()
+    model = load_finetuned(run / "model")
+    assert model.config.modality == "a" and model.config.head == "ctc"
+    assert {p.name for p in (run / "model").iterdir()} >= {"model.safetensors", "config.yaml", "tokenizer.model"}
+    # checkpoints of the run load too (tokenizer from the run folder)
+    assert load_finetuned(run / "checkpoints" / "best").tokenizer.vocab_size == model.tokenizer.vocab_size
+    # a rerun of a finished run does nothing
+    before = (run / "metrics.jsonl").read_text()
+    assert _finetune(data, init, run, "train.max_updates=2", head="ctc", modality="a") == 0
+    assert (run / "metrics.jsonl").read_text() == before
+
+
+@pytest.mark.slow
+def test_stopped_and_resumed_run_continues_the_same_loss_curve(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    data, init = setup
+    straight = tmp_path / "straight"
+    assert _finetune(data, init, straight, "train.max_updates=4") == 0
+    resumed = tmp_path / "resumed"
+    assert _finetune(data, init, resumed, "train.max_updates=2") == 0  # stops after the checkpoint at 2
+    assert _finetune(data, init, resumed, "train.max_updates=4") == 0  # resumes from step_2
+    a, b = _train_losses(straight), _train_losses(resumed)
+    assert sorted(a) == sorted(b) == [1, 2, 3, 4]
+    for u in a:
+        assert b[u] == pytest.approx(a[u], rel=1e-5, abs=1e-6), (u, a, b)
+
+
+def test_target_files_layout(tmp_path: Path) -> None:
+    d = tmp_path
+    (d / "muavic" / "es" / "en").mkdir(parents=True)
+    for name in ("muavic/es/en/train.tsv", "muavic/es/en/train.en", "muavic/es/train.tsv", "muavic/es/train.es",
+                 "train.tsv", "train.wrd"):
+        (d / name).write_text("x\n")
+    assert target_files(d, "train", task="avst", pair="es-en").labels == d / "muavic/es/en/train.en"
+    assert target_files(d, "train", task="avsr", lang="es").labels == d / "muavic/es/train.es"
+    assert target_files(d, "train", task="avsr").labels == d / "train.wrd"
+    with pytest.raises(UserError, match="X->En"):
+        target_files(d, "train", task="avst", pair="en-es")
+    with pytest.raises(UserError, match="not found"):
+        target_files(d, "valid", task="avsr")
