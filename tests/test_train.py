@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import train_toy  # noqa: E402
 from train_toy import ToyData, ToyModel, make_loader  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -262,3 +264,31 @@ def test_lr_schedule() -> None:
     s2 = WarmupPolyDecay(opt, OptimConfig(lr=1.0, warmup_updates=4, end_lr=0.1), max_updates=14)
     s2.load_state_dict(s.state_dict())
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_validation_does_not_move_training_rng(tmp_path: Path) -> None:
+    """Dropout draws from the torch RNG; a validate_fn that draws too must not change the curve."""
+
+    def noisy_validate(model: torch.nn.Module) -> dict[str, float]:
+        return {"x": float(torch.rand(()))}
+
+    a = _trainer(tmp_path / "a", ToyModel(dropout=0.3), max_updates=4).fit()
+    t = _trainer(tmp_path / "b", ToyModel(dropout=0.3), max_updates=4, valid_every=1)
+    t.validate_fn = noisy_validate
+    b = t.fit()
+    assert a.losses == b.losses
+
+
+def test_loader_benchmark_function(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "train.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    loader_batches_per_second = bench.loader_batches_per_second
+
+    res = loader_batches_per_second(
+        tmp_path, n_batches=2, warmup=1, n_clips=3, num_workers=0, crop_size=44, image_size=48
+    )
+    assert res["batches_per_s"] > 0 and res["clips_in_dataset"] == 3

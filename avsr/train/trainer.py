@@ -430,10 +430,12 @@ class Trainer:
         """Run ``validate_fn`` (all ranks), log rank 0's metrics, update the best checkpoint."""
         assert self.validate_fn is not None
         self.model.eval()
+        saved_rng = rng_state()  # validation must not move the training RNG streams
         try:
             with torch.no_grad(), self._autocast():
                 metrics = self.validate_fn(self.model)
         finally:
+            set_rng_state(saved_rng)
             self.model.train()
         metrics = dict(broadcast_object({k: float(v) for k, v in metrics.items()}))  # type: ignore[call-overload]
         self.metrics.write("valid", self.update, metrics)
