@@ -262,3 +262,17 @@ def test_dataloader_workers_do_not_change_results(data: Path) -> None:
         torch.testing.assert_close(x.audio, y.audio, rtol=0, atol=0)
         torch.testing.assert_close(x.video, y.video, rtol=0, atol=0)
         torch.testing.assert_close(x.units, y.units, rtol=0, atol=0)
+
+
+def test_unit_count_mismatch_warns_once_and_is_fitted(
+    data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lines = data.with_suffix(".km").read_text().splitlines()
+    lines[0] = " ".join(lines[0].split()[:-5])  # 5 frames short: more than the 1-2 frame slack
+    km = tmp_path / "train.km"
+    km.write_text("\n".join(lines) + "\n")
+    with caplog.at_level(logging.WARNING):
+        ds = AVDataset(data, labels=km)
+        s = ds[0]
+    assert s.units is not None and len(s.units) == cnn_frames(s.n_audio)
+    assert sum("off by more than 2" in r.getMessage() for r in caplog.records) == 1
