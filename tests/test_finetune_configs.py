@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from avsr.config import load_config
+from avsr.errors import UserError
+from tasks.finetune_config import FinetuneConfig, resolve_config
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("finetune_*.yaml"))
+
+
+def test_there_are_finetune_configs() -> None:
+    names = {p.name for p in CONFIGS}
+    assert {"finetune_tiny_ctc.yaml", "finetune_tiny_s2s.yaml", "finetune_avst_tiny.yaml", "finetune_300m.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_loads(path: Path) -> None:
+    cfg = load_config(FinetuneConfig, path)
+    assert cfg.tokenizer.vocab_size == 1000 and cfg.tokenizer.character_coverage == 1.0
+    assert cfg.train.freeze == ["encoder.*"] and (cfg.train.freeze_updates or 0) > 0
+    assert cfg.model.decoder.label_smoothing == 0.1 and cfg.valid.beam == 5
+
+
+def _args(**kw: object) -> argparse.Namespace:
+    base = {"config": None, "overrides": [], "task": None, "head": None, "modality": None, "lang": None, "pair": None}
+    base.update(kw)
+    return argparse.Namespace(**base)
+
+
+def test_resolve_flags_win_and_best_metric() -> None:
+    cfg = resolve_config(_args(config=CONFIGS[0], task="avst", head="s2s", modality="a", pair="es-en"))
+    assert (cfg.task, cfg.head, cfg.modality, cfg.pair) == ("avst", "s2s", "a", "es-en")
+    assert cfg.train.best_metric == "bleu" and cfg.train.best_mode == "max"
+    assert cfg.data.modalities == "a"  # audio-only training does not decode video
+    cfg = resolve_config(_args(task="avsr"))
+    assert cfg.train.best_metric == "wer" and cfg.train.best_mode == "min"
+    with pytest.raises(UserError, match="s2s"):
+        resolve_config(_args(task="avst", head="ctc"))
+    with pytest.raises(UserError, match="unknown config key"):
+        resolve_config(_args(overrides=["train.bogus=1"]))
