@@ -46,6 +46,8 @@ class TrainConfig:
     sync_batchnorm: bool = False
     """Convert BatchNorm to SyncBatchNorm under DDP (CUDA only)."""
     find_unused_parameters: bool = False
+    """DDP: needed when some trainable parameters get no gradient in a step (e.g. a lip
+    encoder that audio-only batches never call); freeze such parts instead when possible."""
     nan_max_skips: int = 20
     """Stop (with an error) once more than this many updates were skipped for NaN/inf."""
     num_workers: int = 2

@@ -573,7 +573,7 @@ class Trainer:
             if self.update % cfg.save_every == 0:
                 self.save()
                 last_saved = self.update
-        if self.validate_fn is not None and last_valid != self.update and self.update > 0:
+        if self.validate_fn is not None and losses and last_valid != self.update:
             self.validate()
         if last_saved != self.update:
             self.save()
