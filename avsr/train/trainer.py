@@ -275,6 +275,16 @@ class Trainer:
             self.position = 0
 
     # ---------------------------------------------------------------- state
+    @property
+    def is_fsdp(self) -> bool:
+        """True when the model is sharded with FSDP2."""
+        return self._fsdp
+
+    def model_state_dict(self) -> dict[str, torch.Tensor]:
+        """Full (unsharded, CPU) model weights; collective: call on every rank (FSDP2 gathers;
+        non-main ranks may get an empty dict)."""
+        return self._state_dicts()[0]
+
     def _state_dicts(self) -> tuple[dict[str, Any], dict[str, Any]]:
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict
 
