@@ -129,6 +129,33 @@ def test_sigkill_and_resume_gives_same_losses(tmp_path: Path) -> None:
         torch.testing.assert_close(wr[k], wk[k], atol=1e-7, rtol=0)
 
 
+@pytest.mark.slow
+def test_av_pipeline_two_processes_and_resume(tmp_path: Path) -> None:
+    """The real AV loader (worker processes, crops, noise, units) feeding the loop: 2 gloo
+    processes == 1 process with 2 micro-batches, and a SIGKILLed run resumes exactly."""
+    from avsr.data import make_synthetic_av_data
+
+    data = tmp_path / "data"
+    make_synthetic_av_data(data, n_clips=16, min_frames=10, max_frames=30, seed=1)
+    common = ["--av-data", str(data), "--workers", "1", "--max-updates", "6", "--save-every", "2"]
+    assert _run(tmp_path / "one", *common, "--grad-accum", "2") == [0]
+    assert _run(tmp_path / "ddp", *common, nproc=2) == [0, 0]
+    one, ddp = _losses(tmp_path / "one"), _losses(tmp_path / "ddp")
+    assert sorted(one) == list(range(1, 7))
+    for u in one:
+        assert abs(one[u] - ddp[u]) < 1e-5, (u, one[u], ddp[u])
+    # kill during update 4 of the single-process run (after step_2), resume
+    assert _run(
+        tmp_path / "kill", *common, "--grad-accum", "2", env={"TOY_KILL_AT_FORWARD": "7"}
+    ) != [0]
+    assert _run(
+        tmp_path / "kill", *common, "--grad-accum", "2", env={"TOY_KILL_AT_FORWARD": "0"}
+    ) == [0]
+    killed = _losses(tmp_path / "kill")
+    for u in range(3, 7):
+        assert killed[u] == pytest.approx(one[u], abs=1e-7), u
+
+
 def _trainer(tmp_path: Path, model: ToyModel | None = None, **kw: object) -> Trainer:
     cfg = TrainConfig(**{"max_updates": 6, "log_every": 1, "tensorboard": False, "seed": 3, **kw})  # type: ignore[arg-type]
     data = ToyData()

@@ -102,6 +102,34 @@ class ToyModel(nn.Module):
         )
 
 
+class ToyAVModel(nn.Module):
+    """Predicts 50 Hz units from audio frames (320-sample hop) plus the mean lip pixel of each
+    video frame, on :class:`avsr.data.AVBatch` input; cross entropy summed over unit frames."""
+
+    def __init__(self, n_units: int = 20) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.audio = nn.Conv1d(1, 16, kernel_size=400, stride=320)
+        self.video = nn.Linear(1, 16)
+        self.out = nn.Linear(16, n_units)
+        self.forward_calls = 0
+        self.kill_at = int(os.environ.get("TOY_KILL_AT_FORWARD", "0"))
+
+    def forward(self, batch: Any) -> StepOutput:
+        self.forward_calls += 1
+        if self.kill_at and self.forward_calls >= self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        feats = self.audio(batch.audio.unsqueeze(1)).transpose(1, 2)  # (B, F, 16)
+        vid = batch.video.mean(dim=(1, 3, 4)).unsqueeze(-1)  # (B, T, 1)
+        vid = self.video(vid).repeat_interleave(2, dim=1)  # 25 fps -> 50 Hz
+        n = min(feats.shape[1], vid.shape[1], batch.units.shape[1])
+        logits = self.out(torch.tanh(feats[:, :n] + vid[:, :n]))
+        loss = nn.functional.cross_entropy(
+            logits.transpose(1, 2), batch.units[:, :n], ignore_index=-100, reduction="sum"
+        )
+        return StepOutput(loss=loss, sample_size=int((batch.units[:, :n] != -100).sum()))
+
+
 def make_loader(
     data: ToyData, *, rank: int = 0, world: int = 1, workers: int = 0, max_frames: int = 40
 ) -> torch.utils.data.DataLoader:
@@ -124,13 +152,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--distributed", default="ddp")
     p.add_argument("--freeze", default="")
     p.add_argument("--freeze-updates", type=int, default=None)
+    p.add_argument("--av-data", default="", help="folder from avsr.data.make_synthetic_av_data")
     args = p.parse_args(argv)
     from avsr.train import cleanup_distributed, init_distributed
 
     dist = init_distributed("cpu")
     torch.set_num_threads(1)
-    data = ToyData()
-    loader = make_loader(data, rank=dist.rank, world=dist.world_size, workers=args.workers)
+    model: nn.Module
+    if args.av_data:
+        from avsr.data import AVDataset, DataConfig, make_dataloader
+
+        root = Path(args.av_data)
+        dcfg = DataConfig(
+            max_crop_seconds=0.6,
+            crop_size=44,
+            image_size=48,
+            max_frames_per_batch=40,
+            noise_dir=str(root / "noise"),
+            noise_prob=0.5,
+            noise_snr_range=(0.0, 10.0),
+        )
+        ds = AVDataset(root / "train.tsv", dcfg, train=True, labels=root / "train.km")
+        loader = make_dataloader(
+            ds,
+            rank=dist.rank,
+            world_size=dist.world_size,
+            num_workers=args.workers,
+            persistent_workers=args.workers > 0,
+        )
+        model = ToyAVModel()
+    else:
+        loader = make_loader(ToyData(), rank=dist.rank, world=dist.world_size, workers=args.workers)
+        model = ToyModel(args.dropout)
     cfg = TrainConfig(
         max_updates=args.max_updates,
         grad_accum=args.grad_accum,
@@ -145,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         freeze_updates=args.freeze_updates,
     )
     optim = OptimConfig(lr=0.05, warmup_updates=2)
-    Trainer(ToyModel(args.dropout), loader, cfg=cfg, optim=optim, out_dir=args.out, dist=dist).fit()
+    Trainer(model, loader, cfg=cfg, optim=optim, out_dir=args.out, dist=dist).fit()
     cleanup_distributed()
     return 0
 
