@@ -23,6 +23,9 @@ class PreprocessConfig:
     min_face_share: float = 0.5  # skip clips with a face in fewer frames than this share
     min_frames: int = 3  # skip clips shorter than this (output frames)
     keep_video_only: bool = False  # keep clips without audio (video ROI only)
+    landmark_stride: int = (
+        1  # run the landmark source on every n-th output frame (others interpolated)
+    )
     detect_max_side: int = 640  # frames are downscaled to this longer side for face mesh
     store_max_side: int = 1920  # frames kept for cropping are downscaled to this longer side
     memory_budget_mb: int = (

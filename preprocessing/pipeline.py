@@ -89,7 +89,8 @@ def _get_audio(clip: Clip, has_stream: bool) -> tuple[np.ndarray, float | None, 
 
 @dataclass
 class _PassResult:
-    track: np.ndarray  # (T, N, 2) landmarks in stored-frame pixels, NaN where no face
+    track: np.ndarray  # (T, N, 2) landmarks in stored-frame pixels, NaN where no face / not run
+    evaluated: np.ndarray  # (T,) bool: the landmark source ran on (the source frame of) this frame
     frames: list[np.ndarray] | None  # T grayscale (H, W) frames, None when over the memory budget
     src_index: list[int]  # source frame index of each output frame
     stats: ResampleStats
@@ -99,7 +100,7 @@ class _PassResult:
 def _landmark_pass(
     clip: Clip, cfg: PreprocessConfig, source: LandmarkSource, keep_frames: bool
 ) -> _PassResult:
-    """Decode at cfg.fps and run the landmark source on every distinct source frame used."""
+    """Decode at cfg.fps; run the landmark source on every ``landmark_stride``-th output frame."""
     to_full = (1.0, 1.0)
     n_points = source.scheme.n_points
     nan_row = np.full((n_points, 2), np.nan)
@@ -112,10 +113,18 @@ def _landmark_pass(
     gray: np.ndarray | None = None
     budget = cfg.memory_budget_mb * 1024 * 1024
     used = 0
-    for rf in iter_resampled(clip.video, cfg.fps, stats):
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    stride = max(1, cfg.landmark_stride)
+    have_pts = False  # landmarks were computed for the current source frame
+    evaluated: list[bool] = []
+    for rf in iter_resampled(clip.video, cfg.fps, stats, threads=_decode_threads(cfg)):
         sf = rf.src
         if sf.index != last_idx:
             last_idx = sf.index
+            have_pts = False
+            pts_store = nan_row
             full_w, full_h = (
                 (sf.frame.height, sf.frame.width)
                 if sf.rotation in (90, 270)
@@ -123,37 +132,53 @@ def _landmark_pass(
             )
             store_w, store_h = fit_size(full_w, full_h, cfg.store_max_side)
             to_full = (full_w / store_w, full_h / store_h)
+            if frames is not None:
+                gray = np.ascontiguousarray(
+                    frame_to_array(sf, "gray", cfg.store_max_side, reformatter)
+                )
+                used += gray.nbytes
+                if used > budget:
+                    frames = None  # too big to keep: decode again for cropping
+                    gray = None
+        if not have_pts and rf.out_index % stride == 0:
+            have_pts = True
             if source.needs_image:
-                rgb = np.ascontiguousarray(frame_to_array(sf, "rgb24", source.max_side))
+                rgb = np.ascontiguousarray(
+                    frame_to_array(sf, "rgb24", source.max_side, reformatter)
+                )
                 pts = source.detect(rgb, frame_index=sf.index)
                 det_h, det_w = rgb.shape[:2]
             else:
                 placeholder = np.broadcast_to(np.zeros(1, np.uint8), (full_h, full_w, 3))
                 pts = source.detect(placeholder, frame_index=sf.index)
                 det_w, det_h = full_w, full_h
-            if pts is None:
-                pts_store = nan_row
-            else:
-                pts_store = np.asarray(pts, dtype=np.float64) * np.array(
-                    [store_w / det_w, store_h / det_h]
-                )
-            if frames is not None:
-                gray = np.ascontiguousarray(frame_to_array(sf, "gray", cfg.store_max_side))
-                used += gray.nbytes
-                if used > budget:
-                    frames = None  # too big to keep: decode again for cropping
-                    gray = None
+            if pts is not None:
+                scale = np.array([store_w / det_w, store_h / det_h])
+                pts_store = np.asarray(pts, dtype=np.float64) * scale
         track.append(pts_store)
+        evaluated.append(have_pts)
         src_index.append(sf.index)
         if frames is not None and gray is not None:
             frames.append(gray)
     arr = np.stack(track) if track else np.zeros((0, n_points, 2))
-    return _PassResult(track=arr, frames=frames, src_index=src_index, stats=stats, to_full=to_full)
+    return _PassResult(
+        track=arr,
+        evaluated=np.asarray(evaluated, dtype=bool),
+        frames=frames,
+        src_index=src_index,
+        stats=stats,
+        to_full=to_full,
+    )
+
+
+def _decode_threads(cfg: PreprocessConfig) -> int:
+    """One decoder thread per worker when several workers share the cores, else FFmpeg's choice."""
+    return 1 if cfg.workers > 1 else 0
 
 
 def _gray_frames_again(clip: Clip, cfg: PreprocessConfig) -> Iterator[np.ndarray]:
     last_idx, gray = -1, None
-    for rf in iter_resampled(clip.video, cfg.fps):
+    for rf in iter_resampled(clip.video, cfg.fps, threads=_decode_threads(cfg)):
         if rf.src.index != last_idx:
             last_idx = rf.src.index
             gray = np.ascontiguousarray(frame_to_array(rf.src, "gray", cfg.store_max_side))
@@ -247,15 +272,16 @@ def _process(
         )
     present = ~np.isnan(track).any(axis=(1, 2))
     face_frames = int(present.sum())
-    share = face_frames / n_out
-    rec.update(face_frames=face_frames, face_share=round(share, 4))
+    n_eval = int(res.evaluated.sum())
+    share = face_frames / max(1, n_eval)
+    rec.update(landmark_frames=n_eval, face_frames=face_frames, face_share=round(share, 4))
     if face_frames == 0 or share < cfg.min_face_share:
         raise MediaError(
             "no_face",
-            f"{clip.video}: face found in {face_frames}/{n_out} frames ({share:.0%} < {cfg.min_face_share:.0%})",
+            f"{clip.video}: face found in {face_frames}/{n_eval} frames ({share:.0%} < {cfg.min_face_share:.0%})",
         )
-    filled, n_interp = fill_missing(track)
-    rec["interpolated_frames"] = n_interp
+    filled, _ = fill_missing(track)
+    rec["interpolated_frames"] = n_eval - face_frames  # frames where the source found no face
     smoothed = smooth(filled, cfg.smooth_window)
     mats = roi_matrices(smoothed, source.scheme, cfg.crop)
     if cfg.save_landmarks:
@@ -307,7 +333,8 @@ def _save_landmarks(
 ) -> None:
     """``landmarks/{id}.npz`` in full-resolution upright pixels, one row per output frame:
     landmarks (T, N, 2) as detected (NaN: no face), smoothed (T, N, 2) after interpolation and
-    smoothing, matrices (T, 2, 3) mapping frame pixels to ROI pixels, src_index (T,)."""
+    smoothing, matrices (T, 2, 3) mapping frame pixels to ROI pixels, src_index (T,) source
+    frame shown, evaluated (T,) whether the landmark source ran (see ``landmark_stride``)."""
     fx, fy = res.to_full
     scale = np.array([fx, fy])
     full_mats = mats.copy()
@@ -322,6 +349,7 @@ def _save_landmarks(
                 smoothed=(smoothed * scale).astype(np.float32),
                 matrices=full_mats,
                 src_index=np.asarray(res.src_index, dtype=np.int64),
+                evaluated=res.evaluated,
             )
 
 

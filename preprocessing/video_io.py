@@ -127,8 +127,12 @@ class SourceFrame:
     rotation: int
 
 
-def iter_source_frames(path: str | Path) -> Iterator[SourceFrame]:
-    """Decode the first video stream; raise MediaError on decoding failures."""
+def iter_source_frames(path: str | Path, threads: int = 0) -> Iterator[SourceFrame]:
+    """Decode the first video stream; raise MediaError on decoding failures.
+
+    threads: decoder threads (0: FFmpeg's choice; 1 is best when several worker
+    processes already share the cores).
+    """
     import av
 
     container = open_container(path)
@@ -136,7 +140,9 @@ def iter_source_frames(path: str | Path) -> Iterator[SourceFrame]:
         if not container.streams.video:
             raise MediaError("no_video_stream", f"{path}: no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if threads != 1:
+            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = threads
         tag_rotation = _rotation_of_stream(stream)
         rate = stream.average_rate or stream.guessed_rate
         fallback_dt = 1.0 / float(rate) if rate else 1.0 / OUT_FPS
@@ -178,7 +184,7 @@ class ResampleStats:
 
 
 def iter_resampled(
-    path: str | Path, fps: float = OUT_FPS, stats: ResampleStats | None = None
+    path: str | Path, fps: float = OUT_FPS, stats: ResampleStats | None = None, threads: int = 0
 ) -> Iterator[ResampledFrame]:
     """Frames at a constant ``fps``, chosen by timestamp (sample and hold); see module docstring.
 
@@ -192,7 +198,7 @@ def iter_resampled(
     k = 0
     intervals: list[float] = []
     eps = 1e-6
-    for sf in iter_source_frames(path):
+    for sf in iter_source_frames(path, threads):
         if prev is None:
             t0 = sf.time
             stats.rotation = sf.rotation
@@ -229,15 +235,64 @@ def iter_resampled(
     stats.n_out_frames = max(k, n_total)
 
 
-def frame_to_array(sf: SourceFrame, fmt: str, max_side: int | None = None) -> np.ndarray:
-    """Source frame -> upright array in ``fmt`` ('rgb24' (H, W, 3) or 'gray' (H, W)), downscaled to max_side."""
+_LUMA_FORMATS = {
+    "yuv420p",
+    "yuvj420p",
+    "yuv422p",
+    "yuvj422p",
+    "yuv444p",
+    "yuvj444p",
+    "nv12",
+    "nv21",
+}
+# limited-range luma (16..235) <-> full-range gray (0..255), as swscale converts them
+_LIMITED_TO_FULL = np.clip(np.round((np.arange(256) - 16) * (255.0 / 219.0)), 0, 255).astype(
+    np.uint8
+)
+_FULL_TO_LIMITED = np.round(16 + np.arange(256) * (219.0 / 255.0)).astype(np.uint8)
+
+
+def _luma(fr: Any) -> np.ndarray | None:
+    """The Y plane of an 8-bit YUV frame as full-range gray (no colour conversion), or None."""
+    if fr.format.name not in _LUMA_FORMATS:
+        return None
+    plane = fr.planes[0]
+    y = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : fr.width]
+    full = fr.format.name.startswith("yuvj") or fr.color_range == 2  # 2 = AVCOL_RANGE_JPEG
+    if full:
+        return np.ascontiguousarray(y)
+    import cv2
+
+    return cv2.LUT(np.ascontiguousarray(y), _LIMITED_TO_FULL)
+
+
+def frame_to_array(
+    sf: SourceFrame, fmt: str, max_side: int | None = None, reformatter: Any = None
+) -> np.ndarray:
+    """Source frame -> upright array in ``fmt`` ('rgb24' (H, W, 3) or 'gray' (H, W)), downscaled to max_side.
+
+    reformatter: an ``av.video.reformatter.VideoReformatter`` to reuse (keeps one
+    swscale context across the frames of a clip).
+    """
     fr = sf.frame
     w, h = fit_size(fr.width, fr.height, max_side)
-    if (w, h) != (fr.width, fr.height) or fr.format.name != fmt:
-        arr = fr.reformat(width=w, height=h, format=fmt, interpolation="AREA").to_ndarray()
+    arr = None
+    if (w, h) == (fr.width, fr.height):
+        if fr.format.name == fmt:
+            arr = fr.to_ndarray()
+        elif fmt == "gray":
+            arr = _luma(fr)
+        if arr is None:
+            arr = _reformat(fr, reformatter, format=fmt).to_ndarray()
     else:
-        arr = fr.to_ndarray()
+        arr = _reformat(
+            fr, reformatter, width=w, height=h, format=fmt, interpolation="AREA"
+        ).to_ndarray()
     return rotate_display(arr, sf.rotation)
+
+
+def _reformat(fr: Any, reformatter: Any, **kwargs: Any) -> Any:
+    return reformatter.reformat(fr, **kwargs) if reformatter is not None else fr.reformat(**kwargs)
 
 
 def write_gray_video(
@@ -268,10 +323,13 @@ def write_gray_video(
             "preset": "medium",
             "x264-params": "rc-lookahead=0:mbtree=0:sync-lookahead=0",
         }
-        # gray -> rgb24 -> yuv420p through swscale (U = V = 128 exactly for gray input)
+        # yuv420p built directly: limited-range luma from the gray values, neutral chroma
+        chroma = np.full(2 * (h // 2) * (w // 2), 128, np.uint8)
         for i, img in enumerate(frames):
-            rgb = np.repeat(img[:, :, None], 3, axis=2)
-            vf = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            luma = _FULL_TO_LIMITED[img]
+            planar = np.concatenate([luma.reshape(-1), chroma]).reshape(h * 3 // 2, w)
+            vf = av.VideoFrame.from_ndarray(planar, format="yuv420p")
+            vf.color_range = 1  # AVCOL_RANGE_MPEG (limited)
             vf.pts = i
             vf.time_base = Fraction(1, fps)
             for packet in stream.encode(vf):

@@ -9,6 +9,7 @@ smoothing of a head that moves fast in this clip (measured: mean ~4-5 px).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -53,8 +54,10 @@ def test_carphone_acceptance(carphone: Path, tmp_path: Path) -> None:
     vo = read_manifest(tmp_path / "test.video_only.tsv")
     assert vo.rows[0].n_video_frames == len(roi)
 
+    rec = json.loads((tmp_path / "report.jsonl").read_text())
+    assert rec["face_share"] == 1.0 and rec["interpolated_frames"] == 0, "a frame without a face"
     z = np.load(tmp_path / "landmarks" / "carphone_pristine.npz")
-    assert not np.isnan(z["landmarks"]).any(), "a frame without a face"
+    assert not np.isnan(z["landmarks"][z["evaluated"]]).any()
     errs, corr = [], []
     with MediaPipeFaceMesh(static_image_mode=True) as mesh:
         for t, i in enumerate(z["src_index"]):
