@@ -25,7 +25,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ from avsr.models.av.heads import UnitPredictionHead
 from avsr.models.av.masking import span_mask
 from avsr.models.av.visual import LipEncoder
 from avsr.models.xlsr.model import normalize_waveform
+from avsr.train.trainer import StepOutput
 
 if TYPE_CHECKING:
     from avsr.data.batch import AVBatch
@@ -170,7 +171,7 @@ class AVEncoder(nn.Module):
         """
         keep_a_mode, keep_v_mode = modality_keep_flags(modality)
         b = audio_lens.shape[0]
-        device = audio_lens.device
+        device = self.xlsr.mask_emb.device  # features live with the model
         lens = self.output_lens(audio_lens)
         t = int(lens.max()) if b else 0
         has_video = self.visual is not None
@@ -196,19 +197,21 @@ class AVEncoder(nn.Module):
         d = self.model_dim
         if any(keep_a) and audio is None:
             raise ValueError("audio is None but the input mode needs audio (use modality='v')")
-        if any(keep_a):
+        # in training, run a stream even when every row drops it (zero gradients, but every
+        # parameter stays in the graph, as DDP requires)
+        if any(keep_a) or (draw_dropout and audio is not None):
             a = self._audio_features(audio, audio_lens)  # type: ignore[arg-type]
             if a.shape[1] != t:
                 a = align_video(a, t, 1)
         else:
-            dtype = video.dtype if video is not None else torch.float32
+            dtype = video.dtype if video is not None else self.xlsr.mask_emb.dtype
             a = torch.zeros(b, t, d, device=device, dtype=dtype)
 
         # ---- video stream (at 25 fps until alignment)
         v = None
         if has_video:
             assert self.video_proj is not None
-            if any(keep_v):
+            if any(keep_v) or (draw_dropout and video is not None):
                 if video is None or video_lens is None:
                     raise ValueError(
                         "video is None but the input mode needs video (use modality='a')"
@@ -263,10 +266,12 @@ class AVEncoder(nn.Module):
             x = self.fusion(a, align_video(v, t, self.video_repeat))
         else:
             x = a
+        lens_cpu = lens
+        lens = lens.to(device)
         padding_mask = torch.arange(t, device=device)[None] >= lens[:, None]
         if mask is not None:
             mask = mask & ~padding_mask
-        feats = self._transformer(x, lens)
+        feats = self._transformer(x, lens_cpu)
         return AVEncoderOutput(
             feats=feats,
             lens=lens,
@@ -300,7 +305,21 @@ class AVPretrainModel(nn.Module):
         self.head = UnitPredictionHead(
             encoder.model_dim, num_units, proj_dim=h.proj_dim, temperature=h.temperature
         )
-        self.register_buffer("draw_step", torch.zeros((), dtype=torch.long))
+        self.num_updates = 0
+        self._calls = 0
+        self._updates_set = False
+
+    def set_num_updates(self, n: int) -> None:
+        """Called by the training loop before every update: seeds the mask / dropout draws."""
+        self.num_updates = int(n)
+        self._updates_set = True
+
+    def fsdp_modules(self) -> list[nn.Module]:
+        """Sub-modules sharded separately under FSDP2 (each Transformer block, the lip encoder)."""
+        mods: list[nn.Module] = list(self.encoder.xlsr.encoder.layers)
+        if self.encoder.visual is not None:
+            mods.append(self.encoder.visual)
+        return mods
 
     @property
     def cfg(self) -> AVModelConfig:
@@ -315,16 +334,16 @@ class AVPretrainModel(nn.Module):
         pad = units.new_full((units.shape[0], t - units.shape[1]), -100)
         return torch.cat([units, pad], dim=1)
 
-    def forward(self, batch: AVBatch, *, modality: Modality = "av") -> Any:
+    def forward(self, batch: AVBatch, *, modality: Modality = "av") -> StepOutput:
         if batch.units is None:
             raise ValueError("pretraining batches need unit labels")
         if self.training:
-            step = int(self.draw_step)
-            self.draw_step += 1
-            seed_step = step
+            # the loop's update counter (restored on resume), else a call counter
+            step = self.num_updates if self._updates_set else self._calls
+            self._calls += 1
         else:
-            seed_step = -1
-        rngs = row_rngs(batch.ids, self.cfg.seed, seed_step & 0x7FFFFFFFFFFFFFFF)
+            step = 2**62  # validation: fixed masks per clip
+        rngs = row_rngs(batch.ids, self.cfg.seed, step)
         out = self.encoder(
             batch.audio,
             batch.audio_lens,
@@ -337,9 +356,8 @@ class AVPretrainModel(nn.Module):
         )
         return self.loss(out, batch.units)
 
-    def loss(self, out: AVEncoderOutput, units: Tensor) -> Any:
-        from avsr.train import StepOutput
-
+    def loss(self, out: AVEncoderOutput, units: Tensor) -> StepOutput:
+        """Summed CE on masked (and, if weighted, unmasked) frames + additive logs."""
         assert out.mask is not None
         tgt = self.targets(units.to(out.feats.device), out.feats.shape[1])
         valid = (tgt >= 0) & ~out.padding_mask
@@ -354,19 +372,20 @@ class AVPretrainModel(nn.Module):
             ("unmasked", sel_u, w.unmasked_weight),
         ):
             n = int(sel.sum())
+            logs[f"n_{name}"] = float(n)
+            logs[f"acc_{name}:den"] = float(n)
+            logs[f"loss_{name}:den"] = float(n)
             if n == 0:
-                logs[f"n_{name}"] = 0.0
-                logs[f"correct_{name}"] = 0.0
-                logs[f"loss_{name}"] = 0.0
+                logs[f"acc_{name}:num"] = 0.0
+                logs[f"loss_{name}:num"] = 0.0
                 continue
-            need_grad = weight > 0
-            with torch.set_grad_enabled(need_grad and torch.is_grad_enabled()):
+            need_grad = weight > 0 and torch.is_grad_enabled()
+            with torch.set_grad_enabled(need_grad):
                 logits = self.head(out.feats[sel])
                 ce = F.cross_entropy(logits, tgt[sel], reduction="sum")
-            logs[f"n_{name}"] = float(n)
-            logs[f"correct_{name}"] = float((logits.argmax(-1) == tgt[sel]).sum())
-            logs[f"loss_{name}"] = float(ce.detach())
-            if need_grad:
+            logs[f"acc_{name}:num"] = float((logits.argmax(-1) == tgt[sel]).sum())
+            logs[f"loss_{name}:num"] = float(ce.detach())
+            if weight > 0:
                 total = total + weight * ce
                 sample_size += n
         if sample_size == 0:
