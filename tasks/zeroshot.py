@@ -24,14 +24,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from tasks.evaluate import add_grid_arguments
 
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "Outputs: OUT/model (audio-only fine-tuned), OUT/eval (results.json, plots), OUT/zeroshot.md"
+    parser.epilog = "Outputs: OUT/finetune (the audio-only fine-tuning run; model in OUT/finetune/model), OUT/eval (results.json, plots), OUT/zeroshot.md"
     f = parser.add_argument_group("audio-only fine-tuning (avsr finetune --modality a)")
     f.add_argument("--init", metavar="DIR", help="pretrained AV (or XLS-R) checkpoint to fine-tune")
     f.add_argument(
         "--model", metavar="DIR", help="an audio-only fine-tuned model: skip fine-tuning"
     )
-    f.add_argument("--task", choices=["avsr", "avst"], default="avsr")
-    f.add_argument("--head", choices=["ctc", "s2s"], default="ctc")
+    f.add_argument(
+        "--task", choices=["avsr", "avst"], help="default: the fine-tuning config's (avsr)"
+    )
+    f.add_argument("--head", choices=["ctc", "s2s"], help="default: the fine-tuning config's")
     f.add_argument("--finetune-config", metavar="YAML", help="config file for avsr finetune")
     f.add_argument(
         "--finetune-set",
@@ -67,12 +69,15 @@ def finetune_audio_only(args: argparse.Namespace, out: Path) -> Path:
         str(args.init),
         "--data",
         str(args.data),
-        "--task",
-        args.task,
-        "--head",
-        args.head,
+        "--modality",
+        "a",
+        "--out",
+        str(out),
     ]
-    argv += ["--modality", "a", "--out", str(out)]
+    if args.task:
+        argv += ["--task", args.task]
+    if args.head:
+        argv += ["--head", args.head]
     if args.lang:
         argv += ["--lang", args.lang]
     if args.pair:
@@ -145,7 +150,7 @@ def main(args: argparse.Namespace) -> int:
     if args.model:
         model_dir = Path(args.model)
     else:
-        model_dir = finetune_audio_only(args, out / "model")
+        model_dir = finetune_audio_only(args, out / "finetune")
     cfg_model = read_model_config(model_dir)
     trained = (cfg_model.get("finetune") or {}).get("modality")
     if trained != "a":

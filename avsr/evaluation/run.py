@@ -316,6 +316,8 @@ def run_evaluation(
         new = decode_grid(
             model, dataset, job, bank, skip=set(cached), device=device, on_progress=_advance
         )
+        for _ in bar_iter:  # finish (and close) the progress bar
+            pass
         for (ckey, mod), h in new.items():
             _write_hyps(hyp_dir / f"{ckey}.{mod}.tsv", dataset, refs, langs, h)
             hyps[(ckey, mod)] = h
