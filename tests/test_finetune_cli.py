@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,15 +95,42 @@ def test_ctc_audio_only_finetune_exports_a_model(setup: tuple[Path, Path], tmp_p
     assert (run / "metrics.jsonl").read_text() == before
 
 
+def _finetune_argv(data: Path, init: Path, out: Path, *extra: str) -> list[str]:
+    args = ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av",
+            "--data", str(data), "--init", str(init), "--out", str(out)]
+    for s in [*TINY, *extra]:
+        args += ["--set", s]
+    return args
+
+
 @pytest.mark.slow
-def test_stopped_and_resumed_run_continues_the_same_loss_curve(setup: tuple[Path, Path], tmp_path: Path) -> None:
+def test_killed_and_resumed_run_continues_the_same_loss_curve(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """SIGKILL a run after its checkpoint at update 2 (while it computes update 3), rerun the
+    same command: it resumes from step_2 and gives the losses of an uninterrupted run."""
     data, init = setup
     straight = tmp_path / "straight"
     assert _finetune(data, init, straight, "train.max_updates=4") == 0
-    resumed = tmp_path / "resumed"
-    assert _finetune(data, init, resumed, "train.max_updates=2") == 0  # stops after the checkpoint at 2
-    assert _finetune(data, init, resumed, "train.max_updates=4") == 0  # resumes from step_2
-    a, b = _train_losses(straight), _train_losses(resumed)
+    killed = tmp_path / "killed"
+    argv = _finetune_argv(data, init, killed, "train.max_updates=4")
+    env = {**os.environ, "AVSR_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "avsr.cli", *argv], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if (killed / "checkpoints" / "step_2").is_dir():
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "finetune.json").exists()
+    assert _finetune(data, init, killed, "train.max_updates=4") == 0  # the same command again
+    a, b = _train_losses(straight), _train_losses(killed)
     assert sorted(a) == sorted(b) == [1, 2, 3, 4]
     for u in a:
         assert b[u] == pytest.approx(a[u], rel=1e-5, abs=1e-6), (u, a, b)
