@@ -283,3 +283,75 @@ def test_results_json_round_trip(synth: Path, tmp_path: Path) -> None:
     assert "## WER (%): babble" in table and "| all | av |" in table and "| ru | a |" in table
     assert (tmp_path / "e" / "wer_vs_snr.png").stat().st_size > 1000
     assert (tmp_path / "e" / "wer_vs_snr_ru.png").is_file()
+
+
+def test_translation_is_scored_with_bleu(synth: Path, tmp_path: Path) -> None:
+    import sacrebleu
+
+    refs = [
+        "The cat sat on the mat.",
+        "",
+        "A dog ran in the park!",
+        "Birds sing at dawn.",
+        "",
+        "It rains today.",
+    ]
+    (synth.parent / "test.en").write_text("".join(f"{r}\n" for r in refs), encoding="utf-8")
+    avst = {**MODEL_CONFIG, "finetune": {"task": "avst"}}
+    res = run_evaluation(
+        _cfg(synth, snr="clean,0", noise="babble", modality="a,av", plots=True),
+        tmp_path / "st",
+        model=EnergyDecoder(),
+        model_config=avst,
+    )
+    assert res.metric == "bleu" and res.signatures["bleu"].startswith("nrefs:1|case:mixed")
+    # rows without a translation are not scored
+    rows = [
+        ln.split("\t")
+        for ln in (tmp_path / "st" / "hyps" / "babble_0dB.av.tsv").read_text().splitlines()[1:]
+    ]
+    assert len(rows) == 4 and all(r[2] for r in rows)
+    expected = sacrebleu.corpus_bleu([r[3] for r in rows], [[r[2] for r in rows]]).score
+    assert res.value("babble", 0.0, "av") == pytest.approx(expected)
+    assert (tmp_path / "st" / "bleu_vs_snr.png").is_file()
+    assert "## BLEU: babble" in (tmp_path / "st" / "results.md").read_text()
+
+
+def test_per_language_muavic_manifest(synth: Path, tmp_path: Path) -> None:
+    import shutil
+
+    d = tmp_path / "muavic" / "el"
+    d.mkdir(parents=True)
+    shutil.copy(synth, d / "test.tsv")
+    (d / "test.tsv").write_text(
+        str(synth.parent.resolve())
+        + "\n"
+        + "".join(synth.read_text().splitlines(keepends=True)[1:])
+    )
+    (d / "test.el").write_text("".join(f"καλημέρα κόσμε {i}\n" for i in range(6)), encoding="utf-8")
+    res = run_evaluation(
+        _cfg(d / "test.tsv", snr="clean"),
+        tmp_path / "e",
+        model=EnergyDecoder(),
+        model_config=MODEL_CONFIG,
+    )
+    assert res.languages == ["el"] and res.noises == []
+    assert res.cell("clean", None, "a").score.counts.ref_words == 6 * 3
+    table = (tmp_path / "e" / "results.md").read_text()
+    assert "## CER (%): clean" in table and "| el | " in table
+
+
+def test_stale_hypotheses_are_not_reused(synth: Path, tmp_path: Path) -> None:
+    cfg = _cfg(synth, snr="clean,0", noise="babble")
+    run_evaluation(cfg, tmp_path / "e", model=EnergyDecoder(), model_config=MODEL_CONFIG)
+    first = (tmp_path / "e" / "hyps" / "babble_0dB.a.tsv").read_text()
+    # other inputs (another seed): every hypothesis is decoded again, none is mixed in
+    dec = EnergyDecoder()
+    run_evaluation(
+        _cfg(synth, snr="clean,0", noise="babble", seed=5),
+        tmp_path / "e",
+        model=dec,
+        model_config=MODEL_CONFIG,
+    )
+    assert sum(n for m, n in dec.calls if m == "a") == 6 * 2
+    assert (tmp_path / "e" / "hyps" / "babble_0dB.a.tsv").read_text() != first

@@ -182,7 +182,8 @@ def _fmt(x: float) -> str:
 
 def markdown_table(results: EvalResults, *, metrics: Sequence[str] | None = None) -> str:
     """Markdown report: one table per metric and noise type; rows language x modality,
-    columns clean and each SNR."""
+    columns clean and each SNR. CER (recognition) gets one table of the clean condition
+    (every cell of results.json has it)."""
     if metrics is None:
         metrics = ["bleu"] if results.task == "avst" else ["wer", "cer"]
     names = {"wer": "WER (%)", "cer": "CER (%)", "bleu": "BLEU"}
@@ -200,6 +201,16 @@ def markdown_table(results: EvalResults, *, metrics: Sequence[str] | None = None
         lines.append(f"- {k} signature: `{v}`")
     noises = results.noises or [CLEAN]
     for metric in metrics:
+        if metric == "cer":
+            if not has_clean:
+                continue
+            lines += ["", f"## {names[metric]}: clean", ""]
+            lines.append("| lang | " + " | ".join(results.modalities) + " |")
+            lines.append("|---|" + "---:|" * len(results.modalities))
+            for lang in langs:
+                vals = [results.value(CLEAN, None, mod, lang, metric) for mod in results.modalities]
+                lines.append(f"| {lang} | " + " | ".join(_fmt(v) for v in vals) + " |")
+            continue
         for noise in noises:
             lines += ["", f"## {names[metric]}: {noise}", ""]
             cols = ([CLEAN] if has_clean else []) + [f"{s:g} dB" for s in noisy]

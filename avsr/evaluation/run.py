@@ -321,7 +321,6 @@ def run_evaluation(
         for (ckey, mod), h in new.items():
             _write_hyps(hyp_dir / f"{ckey}.{mod}.tsv", dataset, refs, langs, h)
             hyps[(ckey, mod)] = h
-        atomic_write_json(hyp_dir / "fingerprint.json", {"fingerprint": fingerprint})
 
     with_bleu = task == "avst"
     cells: list[Cell] = []
@@ -397,13 +396,18 @@ def _cached(
 ) -> dict[tuple[str, str], list[str]]:
     """Hypotheses of an earlier run with the same fingerprint (all clips present)."""
     fp = hyp_dir / "fingerprint.json"
-    if not fp.is_file():
-        return {}
     try:
-        if json.loads(fp.read_text(encoding="utf-8")).get("fingerprint") != fingerprint:
-            log.info("%s: made from other inputs; decoding again", hyp_dir)
-            return {}
+        same = json.loads(fp.read_text(encoding="utf-8")).get("fingerprint") == fingerprint
     except (OSError, json.JSONDecodeError):
+        same = False
+    if not same:
+        # hypotheses of other inputs (or of unknown origin) must never be mixed with new ones
+        stale = sorted(hyp_dir.glob("*.tsv")) if hyp_dir.is_dir() else []
+        if stale:
+            log.info("%s: hypotheses made from other inputs; decoding again", hyp_dir)
+        for f in stale:
+            f.unlink()
+        atomic_write_json(fp, {"fingerprint": fingerprint})
         return {}
     out: dict[tuple[str, str], list[str]] = {}
     for cond in conditions:
