@@ -42,7 +42,7 @@ log = get_logger(__name__)
 
 FORMAT_VERSION = 1
 CLIPS_HEADER = ("id", "video", "audio", "split", "lang", "speaker", "text", "translation")
-MEAN_CLIP_SECONDS = 2.9  # measured mean utterance length (for --hours -> clip counts)
+MEAN_CLIP_SECONDS = 2.3  # measured mean utterance length (for --hours -> clip counts)
 SIZES_PX = ((640, 480), (480, 360))
 
 
@@ -67,7 +67,7 @@ class SizeSpec:
 
 SIZES: dict[str, SizeSpec] = {
     "tiny": SizeSpec((1, 1, 1), (4, 2, 2), None, 1),
-    "small": SizeSpec((6, 1, 1), None, 0.6, 3),
+    "small": SizeSpec((6, 1, 1), None, 0.58, 3),
 }
 
 

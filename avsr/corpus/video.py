@@ -2,7 +2,7 @@
 
 Frame ``i`` shows time ``i / fps``. The video has ``ceil(duration * fps)``
 frames; the AAC track carries the same 16 kHz mono samples as the exact wav
-written beside the mp4. libx264 runs single-threaded (``superfast``, CRF 20)
+written beside the mp4. libx264 runs single-threaded (``ultrafast``, CRF 18)
 so the same inputs always give the same decoded frames.
 """
 
@@ -68,13 +68,14 @@ def render_clip(
     with av.open(str(out_path), "w", format="mp4") as container:
         vs = container.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = look.width, look.height, "yuv420p"
-        vs.options = {"preset": "superfast", "crf": "20", "threads": "1"}
+        vs.options = {"preset": "ultrafast", "crf": "18", "threads": "1"}
         vs.codec_context.thread_count = 1
         as_ = container.add_stream("aac", rate=SAMPLE_RATE)
         as_.layout = "mono"
         for i in range(n):
             img = renderer.frame(traj["w"][i], traj["h"][i], traj["r"][i], traj["bite"][i], tuple(motion[i]))
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            yuv = cv2.cvtColor(img, cv2.COLOR_RGB2YUV_I420)  # BT.601 limited range, like swscale
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
             container.mux(vs.encode(frame))
         container.mux(vs.encode())
         pcm = np.clip(audio, -1.0, 1.0).astype(np.float32)[None, :]

@@ -37,12 +37,12 @@ VISEMES: dict[str, Shape] = {
     "F": Shape(1.0, 0.05, 0.0, 1.0),  # f v: upper teeth on the lower lip
     "T": Shape(1.08, 0.13, 0.0),  # t d n l s z
     "K": Shape(1.0, 0.24, 0.1),  # k g r h x
-    "S": Shape(0.8, 0.17, 0.65),  # sh zh ch: protruded
-    "A": Shape(1.05, 0.52, 0.1),  # a: wide open
-    "E": Shape(1.18, 0.31, 0.0),  # e: mid spread
-    "I": Shape(1.3, 0.12, 0.0),  # i: spread, nearly closed
-    "O": Shape(0.7, 0.36, 0.85),  # o: round
-    "U": Shape(0.56, 0.15, 1.0),  # u w: small round
+    "S": Shape(0.72, 0.17, 0.7),  # sh zh ch: protruded
+    "A": Shape(1.1, 0.55, 0.1),  # a: wide open
+    "E": Shape(1.25, 0.3, 0.0),  # e: mid spread
+    "I": Shape(1.4, 0.1, 0.0),  # i: spread, nearly closed
+    "O": Shape(0.62, 0.4, 0.9),  # o: round
+    "U": Shape(0.46, 0.2, 1.0),  # u w: small round
 }
 VOWEL_VISEMES = frozenset("AEIOU")
 
