@@ -37,6 +37,7 @@ FLAGS = {
     "max_clips": "max_clips",
     "crop_size": "crop_size",
     "device": "device",
+    "workers": "num_workers",
 }
 
 
@@ -88,6 +89,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, model: bool = True) -
         "--crop-size", type=int, help="ROI centre crop (default: the model's training crop)"
     )
     d.add_argument("--device", help="cpu, cuda, cuda:N or auto (default)")
+    d.add_argument("--workers", type=int, help="processes decoding the test media (default 2)")
     parser.add_argument("--config", metavar="YAML", help="evaluation config file")
     parser.add_argument(
         "--set",

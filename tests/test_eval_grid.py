@@ -76,6 +76,7 @@ def _cfg(manifest: Path, **kw: object) -> EvalConfig:
         max_batch_size=4,
         plots=False,
         device="cpu",
+        num_workers=0,
     )
     base.update(kw)
     return EvalConfig(**base)  # type: ignore[arg-type]
@@ -94,7 +95,9 @@ def test_conditions_and_modalities() -> None:
 def test_same_evaluation_twice_gives_identical_results_json(synth: Path, tmp_path: Path) -> None:
     cfg = _cfg(synth)
     r1 = run_evaluation(cfg, tmp_path / "e1", model=EnergyDecoder(), model_config=MODEL_CONFIG)
-    r2 = run_evaluation(cfg, tmp_path / "e2", model=EnergyDecoder(), model_config=MODEL_CONFIG)
+    # the second run decodes the media in worker processes: same bytes
+    cfg2 = _cfg(synth, num_workers=2)
+    r2 = run_evaluation(cfg2, tmp_path / "e2", model=EnergyDecoder(), model_config=MODEL_CONFIG)
     b1 = (tmp_path / "e1" / "results.json").read_bytes()
     assert b1 == (tmp_path / "e2" / "results.json").read_bytes()
     assert r1.to_dict() == r2.to_dict()

@@ -105,6 +105,8 @@ class GridJob:
     max_batch_size: int | None = 16
     chunk_clips: int = 64
     """Clips decoded from disk at a time and reused for every condition."""
+    num_workers: int = 0
+    """Worker processes decoding the media of a chunk (0: in this process)."""
 
 
 HypTable = dict[tuple[str, str], list[str]]
@@ -155,7 +157,7 @@ def decode_grid(
             chunks.append([])
         chunks[-1].append(b)
     for chunk in chunks:
-        samples = {i: dataset[i] for b in chunk for i in b}
+        samples = load_samples(dataset, [i for b in chunk for i in b], job.num_workers)
         for cond, mod in pending:
             for b in chunk:
                 batch_samples = [_with_audio(samples[i], bank, cond, job.seed) for i in b]
@@ -177,6 +179,28 @@ def decode_grid(
             if (cond.key, "v") not in skip:
                 out[(cond.key, "v")] = list(clean_v)
     return out
+
+
+def _first(items: list[AVSample]) -> AVSample:
+    return items[0]
+
+
+def load_samples(
+    dataset: AVDataset, indices: list[int], num_workers: int = 0
+) -> dict[int, AVSample]:
+    """Decoded clips by dataset index (in worker processes when ``num_workers > 0``)."""
+    if num_workers <= 0 or len(indices) < 2:
+        return {i: dataset[i] for i in indices}
+    import torch
+
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=1,
+        sampler=indices,
+        num_workers=min(num_workers, len(indices)),
+        collate_fn=_first,
+    )
+    return {s.index: s for s in loader}
 
 
 def _with_audio(sample: AVSample, bank: NoiseBank | None, cond: Condition, seed: int) -> AVSample:

@@ -70,6 +70,8 @@ class EvalConfig:
     max_frames_per_batch: int = 1000
     """Bound on batch size x longest clip, in video frames (25 fps)."""
     max_batch_size: int = 16
+    num_workers: int = 2
+    """Worker processes decoding the test media (0: none)."""
     max_clips: int | None = None
     """Score only the first N scored rows (quick looks)."""
     crop_size: int | None = None
@@ -269,8 +271,11 @@ def run_evaluation(
         beam=cfg.beam,
         max_frames_per_batch=cfg.max_frames_per_batch,
         max_batch_size=cfg.max_batch_size,
+        num_workers=cfg.num_workers,
     )
-    cfg_record = {k: v for k, v in to_dict(cfg).items() if k not in ("device", "plots")}
+    cfg_record = {
+        k: v for k, v in to_dict(cfg).items() if k not in ("device", "plots", "num_workers")
+    }
     model_path = Path(cfg.model)
     weights = model_path / "model.safetensors"
     fingerprint = _fingerprint(
@@ -292,7 +297,9 @@ def run_evaluation(
         device = pick_device(cfg.device)
         model = load_finetuned(cfg.model, device=device)
     else:
-        device = pick_device(cfg.device)
+        params = getattr(model, "parameters", None)
+        first = next(iter(params()), None) if callable(params) else None
+        device = str(first.device) if first is not None else pick_device(cfg.device)
     from avsr.evaluation.grid import decode_grid
     from avsr.logging_utils import progress
 
