@@ -83,6 +83,24 @@ class Transcript:
         }
 
 
+def resolve_model_dir(path: str | Path) -> Path:
+    """A fine-tuned model directory: ``path`` itself, or the ``model/`` export of an
+    ``avsr finetune`` run folder. UserError when neither."""
+    from avsr.checkpoint import is_model_dir
+
+    path = Path(path)
+    if is_model_dir(path):
+        return path
+    if is_model_dir(path / "model"):
+        log.info("%s: using the run's exported model %s", path, path / "model")
+        return path / "model"
+    if not path.exists():
+        raise UserError(f"{path}: model directory not found")
+    raise UserError(
+        f"{path}: not a fine-tuned model directory (no model.safetensors + config.yaml)"
+    )
+
+
 def input_geometry(model_config: dict[str, Any]) -> tuple[int, int | None]:
     """(centre-crop size, resize-to size or None) of the ROI frames the model was trained on.
 
@@ -211,7 +229,7 @@ class Transcriber:
         from avsr.evaluation.run import pick_device
         from avsr.models.finetuned import load_finetuned
 
-        self.model_dir = Path(model_dir)
+        self.model_dir = resolve_model_dir(model_dir)
         self.model_config = read_model_config(self.model_dir)
         self.device = pick_device(device)
         self.model = load_finetuned(self.model_dir, device=self.device)

@@ -83,10 +83,11 @@ def test_zeroshot_evaluate_and_transcribe_on_the_corpus(
     assert "modality: a" in (model / "config.yaml").read_text()
 
     ev = tmp_path / "E"
-    assert main(["evaluate", "--model", str(model), "--data", str(d), "--split", "test",
+    assert main(["evaluate", "--model", str(zs / "finetune"), "--data", str(d), "--split", "test",
                  "--noise-dir", str(c / "noise"), "--snr", "clean,-5,5", "--noise", "babble,music",
                  "--modality", "a,v,av", "--out", str(ev)]) == 0  # fmt: skip
     res = EvalResults.load(ev / "results.json")
+    assert res.model == str(model)  # the run folder's exported model
     assert {c.lang for c in res.cells} == {"all", "el", "en"}
     assert res.cell("clean", None, "a").score.counts.ref_words > 0
     table = (ev / "results.md").read_text()

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from avsr.errors import UserError
-from avsr.inference import Segment, Transcript, preprocess_video, to_srt, to_text, window_bounds
+from avsr.inference import (
+    Segment,
+    Transcript,
+    preprocess_video,
+    resolve_model_dir,
+    to_srt,
+    to_text,
+    window_bounds,
+)
 from preprocessing.synthetic import write_face_video, write_video
 
 
@@ -82,3 +90,10 @@ def test_preprocess_no_face_no_audio_fails_clearly(videos: dict[str, Path]) -> N
         preprocess_video(videos["noface_noaudio"])
     with pytest.raises(UserError, match="not found"):
         preprocess_video(videos["noface"].parent / "missing.mp4")
+
+
+def test_model_dir_errors(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        resolve_model_dir(tmp_path / "nope")
+    with pytest.raises(UserError, match="not a fine-tuned model"):
+        resolve_model_dir(tmp_path)

@@ -223,6 +223,9 @@ def run_evaluation(
     from avsr.checkpoint import read_model_config
 
     if model_config is None:
+        from avsr.inference import resolve_model_dir
+
+        cfg.model = str(resolve_model_dir(cfg.model))
         model_config = read_model_config(cfg.model)
     task = str((model_config.get("finetune") or {}).get("task", "avsr"))
     data = resolve_data(cfg, task, out)
