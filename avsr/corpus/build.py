@@ -41,6 +41,7 @@ from avsr.noise import stable_hash
 log = get_logger(__name__)
 
 FORMAT_VERSION = 1
+GENERATOR_VERSION = 2  # bump when the same settings would give different files
 CLIPS_HEADER = ("id", "video", "audio", "split", "lang", "speaker", "text", "translation")
 MEAN_CLIP_SECONDS = 2.3  # measured mean utterance length (for --hours -> clip counts)
 SIZES_PX = ((640, 480), (480, 360))
@@ -342,7 +343,7 @@ def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
         raise UserError(f"--hours must be positive, got {cfg.hours}")
     cfg.langs = [lang for lang in grammar.LANGUAGES if lang in cfg.langs]
     t0 = time.perf_counter()
-    stamp = {"format": FORMAT_VERSION, "size": cfg.size, "seed": cfg.seed, "hours": cfg.hours, "langs": cfg.langs}
+    stamp = {"format": FORMAT_VERSION, "generator": GENERATOR_VERSION, "size": cfg.size, "seed": cfg.seed, "hours": cfg.hours, "langs": cfg.langs}
     _check_out(out, stamp)
     speakers, clips = plan(cfg)
     by_speaker = {s.id: s for s in speakers}
@@ -431,6 +432,7 @@ def _metadata(cfg: CorpusConfig, speakers: Sequence[SpeakerPlan], clips: Sequenc
     return {
         "format": FORMAT_VERSION,
         "generator": "xlavsr avsr corpus build",
+        "generator_version": GENERATOR_VERSION,
         "seed": cfg.seed,
         "size": cfg.size,
         "hours_requested": cfg.hours,
