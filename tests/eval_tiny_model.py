@@ -17,6 +17,7 @@ def make_tiny_finetuned(
     from avsr.models.av.config import AVModelConfig, VisualSection
     from avsr.models.av.model import build_av_encoder
     from avsr.models.finetuned import FinetunedConfig, FinetunedModel, save_finetuned
+    from avsr.models.heads.decoder import DecoderConfig
     from avsr.text import train_tokenizer
 
     cfg = AVModelConfig(
@@ -27,6 +28,7 @@ def make_tiny_finetuned(
     encoder = build_av_encoder(cfg)
     texts = [" ".join(WORDS[(i * 3 + k) % len(WORDS)] for k in range(4)) for i in range(20)]
     tok = train_tokenizer(texts, vocab_size=40)
-    ft = FinetunedConfig(task=task, head=head, modality=modality)  # type: ignore[arg-type]
+    small_decoder = DecoderConfig(num_layers=1, model_dim=32, ffn_dim=64, num_heads=2, max_len_b=8)
+    ft = FinetunedConfig(task=task, head=head, modality=modality, decoder=small_decoder)  # type: ignore[arg-type]
     model = FinetunedModel(encoder, tok, ft)
     return save_finetuned(model.eval(), path)

@@ -85,3 +85,44 @@ def test_real_model_rejects_bad_input(
     )
     err = capsys.readouterr().err
     assert "'babble'" in err and str(empty / "babble") in err
+
+
+def test_real_translation_model_is_scored_with_bleu(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import sacrebleu
+
+    _, manifest = setup
+    model = make_tiny_finetuned(tmp_path / "st", task="avst", head="s2s")
+    refs = [f"the {w} is here." for w in ("cat", "dog", "bird", "fish", "cow")]
+    labels = tmp_path / "test.en"
+    labels.write_text("".join(f"{r}\n" for r in refs))
+    assert (
+        _run(
+            model,
+            manifest,
+            tmp_path / "e",
+            "--labels",
+            str(labels),
+            "--modality",
+            "av",
+            "--snr",
+            "clean,0",
+            "--noise",
+            "music",
+            "--beam",
+            "2",
+        )
+        == 0
+    )
+    res = EvalResults.load(tmp_path / "e" / "results.json")
+    assert res.task == "avst" and "bleu" in res.signatures
+    rows = [
+        ln.split("\t")
+        for ln in (tmp_path / "e" / "hyps" / "music_0dB.av.tsv").read_text().splitlines()[1:]
+    ]
+    assert [r[2] for r in rows] == refs
+    assert res.value("music", 0.0, "av") == pytest.approx(
+        sacrebleu.corpus_bleu([r[3] for r in rows], [refs]).score
+    )
+    assert (tmp_path / "e" / "bleu_vs_snr.png").is_file()
