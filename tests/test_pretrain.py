@@ -182,7 +182,7 @@ def _losses(out: Path) -> dict[int, float]:
 def test_av_model_two_processes_equal_one_and_exact_resume(tmp_path: Path) -> None:
     """The real tiny AV model (lip encoder BatchNorm frozen: under DDP its batch statistics
     would be per process), masks and modality dropout seeded per clip and update:
-    2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches over 5 updates;
+    2 gloo processes x 1 micro-batch (DDP and FSDP2) == 1 process x 2 micro-batches over 5 updates;
     a run SIGKILLed after its update-2 checkpoint resumes to the same losses."""
     data = _data(tmp_path / "data", n_train=24)
     sets = [
@@ -195,10 +195,13 @@ def test_av_model_two_processes_equal_one_and_exact_resume(tmp_path: Path) -> No
     sets += ["data.noise_prob=0.0"]
     assert _run(data, tmp_path / "one", [*sets, "train.grad_accum=2"]) == [0]
     assert _run(data, tmp_path / "ddp", sets, nproc=2) == [0, 0]
-    one, ddp = _losses(tmp_path / "one"), _losses(tmp_path / "ddp")
+    assert _run(data, tmp_path / "fsdp", [*sets, "train.distributed=fsdp2"], nproc=2) == [0, 0]
+    one, ddp, fsdp = (_losses(tmp_path / n) for n in ("one", "ddp", "fsdp"))
     assert sorted(one) == [1, 2, 3, 4, 5]
     for u in one:
         assert abs(one[u] - ddp[u]) < 1e-5, (u, one[u], ddp[u])
+        assert abs(one[u] - fsdp[u]) < 1e-5, (u, one[u], fsdp[u])
+    assert read_model_config(tmp_path / "fsdp" / "model")["kind"] == "av"
     # kill in update 4 (forward 7 of the 2-micro-batch run), after checkpoint step_2
     kill = tmp_path / "kill"
     assert _run(data, kill, [*sets, "train.grad_accum=2"], kill_at=7) == [-signal.SIGKILL]

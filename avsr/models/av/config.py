@@ -44,9 +44,9 @@ class VisualSection:
     input_pool: int = 1
     """Average-pool the input frames by this factor before the stem (1: none)."""
     freeze_bn: bool = False
-    """BatchNorm layers in eval mode (running statistics): batch-split independent."""
-    sync_bn: bool = False
-    """Convert BatchNorm to SyncBatchNorm under multi-GPU training (NCCL only)."""
+    """BatchNorm layers in eval mode (running statistics): results independent of how a
+    batch is split over processes. Under DDP the BatchNorm statistics are otherwise per
+    process; ``train.sync_batchnorm=true`` makes them global on GPUs (SyncBatchNorm, NCCL)."""
 
 
 @dataclass(kw_only=True)
