@@ -49,11 +49,22 @@ class KMeansConfig:
     niter: int = 50
     nredo: int = 1
     seed: int = 0
-    init: Literal["random", "kmeans++"] = "random"
+    init: Literal["kmeans++", "random"] = "kmeans++"
+    """``kmeans++``: greedy k-means++ seeding (scikit-learn's) on ``init_frames`` sampled
+    frames, then faiss Lloyd iterations; ``random``: faiss's random seeding."""
+    init_frames: int = 5_000
+    """Frames the k-means++ seeding looks at (at least 3 k)."""
+    n_init: int = 3
+    """k-means++ seedings tried; the one with the lowest inertia on the seeding frames is kept."""
+    threads: int = 0
+    """CPU threads for faiss and the seeding (0 = library default)."""
     gpu: Literal["auto", "yes", "no"] = "auto"
 
 
 def _faiss() -> Any:
+    import logging
+
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every SIMD probe
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss is a project dependency
@@ -104,6 +115,32 @@ def sample_frames(
             f"features of different dimensions {sorted(dims)} cannot be clustered together"
         )
     return np.ascontiguousarray(out), total
+
+
+def kmeans_pp_init(
+    x: np.ndarray, k: int, init_frames: int, seed: int, threads: int = 0, n_init: int = 1
+) -> np.ndarray:
+    """Greedy k-means++ seeds (k, D) from a random subset of ``init_frames`` rows of ``x``.
+
+    With ``n_init`` > 1, the seeding with the lowest inertia on that subset is kept.
+    """
+    from sklearn.cluster import kmeans_plusplus
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(seed)
+    m = min(x.shape[0], max(init_frames, 3 * k))
+    sub = x[np.sort(rng.choice(x.shape[0], size=m, replace=False))] if m < x.shape[0] else x
+    sub = np.ascontiguousarray(sub, dtype=np.float32)
+    best: tuple[float, np.ndarray] | None = None
+    with threadpool_limits(threads if threads > 0 else None):
+        for r in range(max(1, n_init)):
+            seeds, _ = kmeans_plusplus(sub, k, random_state=seed + r)
+            seeds = np.ascontiguousarray(seeds, dtype=np.float32)
+            cost = float(Assigner(seeds, gpu="no")(sub)[1].sum()) if n_init > 1 else 0.0
+            if best is None or cost < best[0]:
+                best = (cost, seeds)
+    assert best is not None
+    return best[1]
 
 
 def _features_meta(feat_dir: Path, split: str) -> dict[str, Any]:

@@ -31,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fit.add_argument("--niter", type=int, default=None, help="iterations (default 50)")
     fit.add_argument("--seed", type=int, default=None)
-    fit.add_argument("--init", choices=["random", "kmeans++"], default=None)
+    fit.add_argument(
+        "--init", choices=["kmeans++", "random"], default=None, help="seeding (default kmeans++)"
+    )
+    fit.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     fit.add_argument("--gpu", choices=["auto", "yes", "no"], default=None)
     fit.add_argument(
         "--force", action="store_true", help="refit even if OUT already holds centroids"
@@ -95,7 +98,7 @@ def _fit(args: argparse.Namespace) -> int:
     from clustering.kmeans import CENTROIDS, KMeansConfig, fit_kmeans
 
     cfg = load_config(KMeansConfig, args.config, args.set)
-    for key in ("k", "sample_share", "max_frames", "niter", "seed", "init", "gpu"):
+    for key in ("k", "sample_share", "max_frames", "niter", "seed", "init", "threads", "gpu"):
         if getattr(args, key) is not None:
             setattr(cfg, key, getattr(args, key))
     if (args.out / CENTROIDS).is_file() and not args.force:

@@ -1,0 +1,216 @@
+"""Feature-dump benchmark (issue 5).
+
+1. Early exit: our encoder stops after block 36 of a 48-layer XLS-R shape (width
+   reduced for CPU), HF transformers runs the full stack with
+   ``output_hidden_states=True`` and we take ``hidden_states[36]``; same weights
+   (HF model saved with ``save_pretrained`` and loaded through the project).
+   Checks the outputs agree, reports the speed ratio (goal >= 1.3).
+2. Memory: peak growth of anonymous memory (heap; sampled every 10 ms from
+   /proc/self/status, over the baseline after imports) of ``dump_features`` in a
+   fresh process, for a corpus and the same corpus doubled (goal: flat, i.e. the
+   difference far below the size of the extra features). VmRSS growth is also
+   shown: it includes page cache of the memory-mapped output, which the kernel
+   can drop at will.
+
+Run: ``.venv/bin/python benchmarks/features.py [--quick]`` (< 2 min on a 2-core CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def early_exit(args: argparse.Namespace) -> dict[str, float]:
+    import torch
+    import transformers
+
+    from avsr.models.xlsr import load_encoder
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    cfg = transformers.Wav2Vec2Config(
+        hidden_size=args.dim,
+        num_hidden_layers=48,
+        num_attention_heads=4,
+        intermediate_size=4 * args.dim,
+        conv_dim=(args.conv,) * 7,
+        do_stable_layer_norm=True,
+        feat_extract_norm="layer",
+        conv_bias=True,
+        num_conv_pos_embeddings=32,
+        num_conv_pos_embedding_groups=4,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+        mask_time_prob=0.05,
+    )
+    hf = transformers.Wav2Vec2Model(cfg).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        hf.save_pretrained(tmp)
+        ours = load_encoder(tmp)
+    wav = torch.randn(args.batch, int(args.seconds * 16000))
+    lens = torch.full((args.batch,), wav.shape[1])
+    mask = torch.ones_like(wav, dtype=torch.long)
+
+    def run_hf() -> torch.Tensor:
+        return hf(wav, attention_mask=mask, output_hidden_states=True).hidden_states[36]
+
+    def run_ours() -> torch.Tensor:
+        return ours(wav, lens, layer=36)[0]
+
+    times: dict[str, list[float]] = {"hf": [], "ours": []}
+    with torch.inference_mode():
+        a, b = run_hf(), run_ours()  # warm-up + parity
+        diff = float((a - b).abs().max())
+        for _ in range(args.repeats):  # interleaved, min of N: robust to a shared, busy CPU
+            for name, fn in (("hf", run_hf), ("ours", run_ours)):
+                t = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t)
+    hf_t, ours_t = min(times["hf"]), min(times["ours"])
+    return {
+        "shape": f"48 layers, dim {args.dim}, ffn {4 * args.dim}, conv {args.conv} ch",
+        "audio_s": args.batch * args.seconds,
+        "hf_full_s": round(hf_t, 4),
+        "ours_layer36_s": round(ours_t, 4),
+        "ratio": round(hf_t / ours_t, 3),
+        "max_abs_diff": diff,
+    }
+
+
+_CHILD = r"""
+import json, sys, threading, time
+sys.path.insert(0, sys.argv[1])
+from clustering.features import FeatureDumpConfig, dump_features
+import clustering.features, avsr.models.xlsr.loading  # imports done before the baseline
+
+def status():
+    out = {}
+    for line in open("/proc/self/status"):
+        key, _, val = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            out[key] = int(val.split()[0]) / 1024
+    return out
+
+base = status()
+peak = dict(base)
+stop = False
+
+def sample():
+    while not stop:
+        for k, v in status().items():
+            peak[k] = max(peak[k], v)
+        time.sleep(0.01)
+
+th = threading.Thread(target=sample, daemon=True)
+th.start()
+res = dump_features(FeatureDumpConfig(manifest=sys.argv[2], out=sys.argv[3], encoder=sys.argv[4], layer=1, batch_frames=3000))
+stop = True
+th.join()
+print(json.dumps({"anon_growth_mb": peak["RssAnon"] - base["RssAnon"], "rss_growth_mb": peak["VmRSS"] - base["VmRSS"],
+                  "frames": res.frames, "dim": res.dim}))
+"""
+
+
+def memory(args: argparse.Namespace) -> dict[str, object]:
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from avsr.io import ManifestRow, write_manifest
+    from avsr.models.xlsr import EncoderConfig, build_encoder, save_encoder
+    from avsr.models.xlsr.config import conv_stack
+
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        torch.manual_seed(0)
+        # Cheap compute, wide output (4 KB per frame): a leak would show in the peak RSS.
+        wide = EncoderConfig(
+            arch="custom", model_dim=1024, num_layers=1, num_heads=4, ffn_dim=128,
+            conv_layers=conv_stack(16), pos_conv_kernel=8, pos_conv_groups=16, dropout=0.0, attn_dropout=0.0,
+        )  # fmt: skip
+        save_encoder(build_encoder(wide), tmp / "enc")
+        rng = np.random.default_rng(0)
+        (tmp / "audio").mkdir()
+        clip = int(args.clip_seconds * 16000)
+        n = args.clips
+        for i in range(2 * n):
+            sf.write(
+                tmp / "audio" / f"c{i}.wav",
+                (0.1 * rng.standard_normal(clip)).astype(np.float32),
+                16000,
+            )
+        rows = [
+            ManifestRow(
+                id=f"c{i}",
+                video="",
+                audio=f"audio/c{i}.wav",
+                n_video_frames=0,
+                n_audio_samples=clip,
+            )
+            for i in range(2 * n)
+        ]
+        for name, count in (("single", n), ("double", 2 * n)):
+            write_manifest(tmp / f"{name}.tsv", tmp, rows[:count])
+            t = time.perf_counter()
+            res = subprocess.run(
+                [sys.executable, "-c", _CHILD, str(REPO), str(tmp / f"{name}.tsv"), str(tmp / f"f_{name}"), str(tmp / "enc")],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            info = json.loads(res.stdout.strip().splitlines()[-1])
+            info["seconds"] = round(time.perf_counter() - t, 1)
+            info["features_mb"] = round(info["frames"] * info["dim"] * 4 / 2**20, 1)
+            info["anon_growth_mb"] = round(info["anon_growth_mb"], 1)
+            info["rss_growth_mb"] = round(info["rss_growth_mb"], 1)
+            out[name] = info
+    s, d = out["single"], out["double"]
+    # Peak growth over the process's memory after imports: anonymous memory (heap) and
+    # the whole RSS (which also counts the pages of the memory-mapped output file).
+    out["anon_peak_difference_mb"] = round(d["anon_growth_mb"] - s["anon_growth_mb"], 1)  # type: ignore[index]
+    out["extra_features_mb"] = round(d["features_mb"] - s["features_mb"], 1)  # type: ignore[index]
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--dim", type=int, default=256)
+    p.add_argument("--conv", type=int, default=32)
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--clips", type=int, default=20)
+    p.add_argument("--clip-seconds", type=float, default=6.0)
+    p.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
+    p.add_argument("--skip-memory", action="store_true")
+    args = p.parse_args()
+    if args.quick:
+        args.dim, args.seconds, args.repeats, args.clips, args.clip_seconds = 128, 1.0, 1, 4, 2.0
+    result: dict[str, object] = {"early_exit": early_exit(args)}
+    ee = result["early_exit"]
+    print(f"early exit: {ee}", flush=True)
+    if not args.skip_memory:
+        result["memory"] = memory(args)
+        print(f"memory: {result['memory']}", flush=True)
+    ok = ee["ratio"] >= 1.3 and ee["max_abs_diff"] < 1e-3  # type: ignore[index]
+    print(json.dumps(result, indent=2))
+    print(f"early-exit goal (ratio >= 1.3): {'met' if ok else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
