@@ -202,7 +202,8 @@ class Plan:
         cmd += ["--workers", str(c.workers)]
         if c.hours is not None:
             cmd += ["--hours", str(c.hours)]
-        self._work("corpus", f"corpus ({c.size}, seed {c.seed})", [avsr_command(*cmd)])
+        size = c.size if c.hours is None else f"{c.hours:g} h"
+        self._work("corpus", f"corpus ({size}, seed {c.seed})", [avsr_command(*cmd)])
         pre = ["preprocess", "--input", corpus / "clips.tsv", "--out", self.data]
         pre += ["--workers", str(self.cfg.preprocess_workers), "--no-progress"]
         self._work("preprocess", "preprocess (lip ROIs, audio, manifests)", [avsr_command(*pre)])
@@ -266,10 +267,10 @@ class Plan:
         return self._run(f"pretrain-{frontend}-s{seed}", f"AV pretraining, {frontend} front end, seed {seed}", cmd)
 
     def finetuned(self, frontend: str, modality: str, seed: int) -> Path:
-        """CTC fine-tuning for AVSR on ``modality`` input; returns the model dir."""
+        """Fine-tuning for AVSR (head from the fine-tuning config) on ``modality`` input."""
         init = self.pretrained(frontend, seed)
         cmd = ["finetune", "--config", self._file("finetune", self.cfg.finetune), "--task", "avsr"]
-        cmd += ["--head", "ctc", "--modality", modality, "--data", self.data, "--init", init]
+        cmd += ["--modality", modality, "--data", self.data, "--init", init]
         cmd += _sets([*self.cfg.finetune.overrides, *self.cfg.train_overrides, *self._seed_sets(seed)])
         tag = "pre" if self.inputs.pretrained is not None else frontend
         return self._run(
