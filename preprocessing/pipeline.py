@@ -71,6 +71,13 @@ def default_source_factory(clip: Clip, cfg: PreprocessConfig) -> LandmarkSource:
     )
 
 
+def _readable(path: Path) -> None:
+    """Give a temporary file (created 0600) the usual permissions of a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def output_paths(out_dir: Path, clip_id: str) -> tuple[Path, Path]:
     return out_dir / "video" / f"{clip_id}.mp4", out_dir / "audio" / f"{clip_id}.wav"
 
@@ -195,6 +202,7 @@ def process_clip(
     """Preprocess one clip; never raises for bad input (the record says what happened)."""
     out_dir = Path(out_dir)
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
     rec: dict[str, Any] = {
         "id": clip.id,
         "status": "ok",
@@ -213,6 +221,7 @@ def process_clip(
         rec.update(status="failed", reason="error", detail=f"{type(exc).__name__}: {exc}")
         log.debug("clip %s failed:\n%s", clip.id, traceback.format_exc())
     rec["seconds"] = round(time.perf_counter() - t_start, 3)
+    rec["cpu_seconds"] = round(time.process_time() - cpu_start, 3)
     n = rec.get("n_video_frames") or 0
     rec["frames_per_s"] = round(n / rec["seconds"], 1) if rec["seconds"] > 0 else None
     return rec
@@ -301,6 +310,7 @@ def _process(
     video_path, audio_path = output_paths(out_dir, clip.id)
     with atomic_path(video_path) as tmp:
         write_gray_video(tmp, rois, cfg.fps, cfg.crf)
+        _readable(tmp)
     rec["video"] = str(video_path.relative_to(out_dir))
     video_dur = n_out / cfg.fps
     rec["video_duration_s"] = round(video_dur, 4)
@@ -313,6 +323,7 @@ def _process(
         samples = samples[:keep]
         with atomic_path(audio_path) as tmp:
             write_wav(tmp, samples)
+            _readable(tmp)
         rec.update(
             audio=str(audio_path.relative_to(out_dir)),
             n_audio_samples=int(len(samples)),

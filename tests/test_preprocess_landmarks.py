@@ -99,3 +99,38 @@ def test_callable_landmarks() -> None:
 
 def test_reference_face_matches_derivation() -> None:
     np.testing.assert_allclose(derive_reference_from_astronaut(), FACE_MESH_REFERENCE, atol=1.0)
+
+
+def _two_faces(astronaut: np.ndarray, small_only: bool) -> np.ndarray:
+    """A 200 px face bottom-left and (unless small_only) a 310 px face top-right."""
+    import cv2
+
+    face = astronaut[20:260, 110:350]
+    canvas = np.full((480, 640, 3), 127, np.uint8)
+    canvas[250:450, 10:210] = cv2.resize(face, (200, 200), interpolation=cv2.INTER_AREA)
+    if not small_only:
+        canvas[20:330, 300:610] = cv2.resize(face, (310, 310), interpolation=cv2.INTER_LINEAR)
+    return canvas
+
+
+def test_tracking_follows_the_largest_face(astronaut: np.ndarray) -> None:
+    both = _two_faces(astronaut, small_only=False)
+    with MediaPipeFaceMesh(static_image_mode=False, recheck_every=5) as mesh:
+        for _ in range(12):
+            pts = mesh.detect(both)
+            assert pts is not None and pts[:, 0].mean() > 300
+        # tracking: full detection only on the first frame and every 5th after it
+        assert mesh.full_detections == 3
+
+
+def test_tracking_picks_up_a_larger_face_that_enters_later(astronaut: np.ndarray) -> None:
+    small = _two_faces(astronaut, small_only=True)
+    both = _two_faces(astronaut, small_only=False)
+    with MediaPipeFaceMesh(static_image_mode=False, recheck_every=4) as mesh:
+        for _ in range(4):
+            pts = mesh.detect(small)
+            assert pts is not None and pts[:, 0].mean() < 210
+        seen = [mesh.detect(both) for _ in range(6)]
+    # within one recheck interval the tracker also follows the larger face
+    assert all(p is not None for p in seen)
+    assert seen[-1][:, 0].mean() > 300

@@ -299,3 +299,18 @@ def test_read_input_variants(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="duplicate"):
         read_input(lst)
     assert isinstance(read_input(tmp_path / "b.mp4")[0], Clip)
+
+
+def test_landmark_stride(result: dict, tmp_path: Path) -> None:
+    """Face mesh on every 2nd frame: the rest interpolated; the ROI barely changes."""
+    out = result["out"]
+    clip = next(c for c in result["clips"] if c.id == "good2997")
+    ref, _ = read_gray_video(out / "video" / "good2997.mp4")
+    run([clip], tmp_path, PreprocessConfig(landmark_stride=2), show_progress=False)
+    rec = json.loads((tmp_path / "report.jsonl").read_text())
+    n = rec["n_video_frames"]
+    assert rec["status"] == "ok" and rec["landmark_frames"] == (n + 1) // 2
+    assert rec["face_share"] == 1.0 and rec["interpolated_frames"] == 0
+    got, _ = read_gray_video(tmp_path / "video" / "good2997.mp4")
+    assert got.shape == ref.shape
+    assert np.abs(got.astype(int) - ref.astype(int)).mean() < 4
