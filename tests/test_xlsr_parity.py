@@ -236,3 +236,47 @@ def test_for_pretraining_and_ctc_dirs(tmp_path: Path) -> None:
         with torch.no_grad():
             feats, _ = enc(wav, lens)
         assert (feats[0] - hidden[-1][0]).abs().max() < 1e-4
+
+
+def test_fairseq1_without_config_infers_shape(
+    hf_model: tuple[torch.nn.Module, Path], tmp_path: Path
+) -> None:
+    from avsr.models.xlsr import keymaps
+    from avsr.models.xlsr.loading import config_from_fairseq1, infer_config
+
+    model, _ = hf_model
+    state = hf_to_fairseq1(model.state_dict())
+    mapped = keymaps.convert_keys(state, keymaps.fairseq1_table())
+    inferred = infer_config(mapped, num_heads=4)
+    declared = config_from_fairseq1(fairseq1_cfg(model.config))
+    shape_fields = ("model_dim", "num_layers", "num_heads", "ffn_dim", "conv_layers", "conv_bias")
+    shape_fields += ("extractor_norm", "norm_order", "pos_conv_kernel", "pos_conv_groups")
+    assert all(getattr(inferred, f) == getattr(declared, f) for f in shape_fields)
+    torch.save({"model": state}, tmp_path / "bare.pt")
+    enc = load_encoder(tmp_path / "bare.pt")  # heads guessed (1 for width 48): loads, shape-checked
+    assert enc.config.model_dim == 48 and enc.config.num_layers == 3
+
+
+def test_fairseq2_layout(tmp_path: Path) -> None:
+    from avsr.models.xlsr import EncoderConfig, build_encoder
+    from avsr.models.xlsr.config import conv_stack
+
+    torch.manual_seed(0)
+    cfg = EncoderConfig(model_dim=128, num_layers=2, num_heads=2, ffn_dim=64, conv_layers=conv_stack(32),
+                        pos_conv_kernel=16, pos_conv_groups=4, dropout=0.0, attn_dropout=0.0)  # fmt: skip
+    enc = build_encoder(cfg).eval()
+    fs2 = {}
+    for k, v in enc.state_dict().items():
+        k = (
+            "masker.temporal_mask_embed"
+            if k == "mask_emb"
+            else k.replace("frontend.", "encoder_frontend.", 1)
+        )
+        fs2[k] = v
+    fs2["quantizer.entry_proj.weight"] = torch.zeros(4, 32)
+    torch.save({"model": fs2, "model_key": "model"}, tmp_path / "fs2.pt")
+    again = load_encoder(tmp_path / "fs2.pt")
+    assert again.config.num_heads == 2 and again.config.pos_conv_groups == 4
+    wav, lens = padded_batch()
+    with torch.no_grad():
+        assert torch.equal(enc(wav, lens, layer=2)[0], again(wav, lens, layer=2)[0])

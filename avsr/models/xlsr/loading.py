@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -250,48 +251,98 @@ def config_from_fairseq1(model: Mapping[str, Any], where: str = "checkpoint") ->
     return _name_arch(cfg)
 
 
+def infer_config(
+    state: Mapping[str, torch.Tensor], *, num_heads: int | None = None, where: str = ""
+) -> EncoderConfig:
+    """An EncoderConfig from project-named weights alone (when a checkpoint has no config).
+
+    Everything but the head count and the conv strides is in the shapes; strides are
+    the standard wav2vec 2.0 ones for a 7-layer CNN, and the head count is
+    ``num_heads`` or 16 (XLS-R) for widths >= 1024, else ``model_dim // 64``.
+    """
+    from avsr.models.xlsr.config import CONV_STRIDES
+
+    try:
+        conv_ids = sorted(
+            {
+                int(k.split(".")[3])
+                for k in state
+                if k.startswith("frontend.feature_extractor.layers.")
+            }
+        )
+        convs = [state[f"frontend.feature_extractor.layers.{i}.conv.weight"] for i in conv_ids]
+        layer_ids = {int(k.split(".")[2]) for k in state if k.startswith("encoder.layers.")}
+        model_dim = int(state["encoder.layers.0.self_attn.q_proj.weight"].shape[0])
+        weight_v = state["frontend.pos_encoder.conv.weight_v"]
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UserError(
+            f"{where}: cannot infer the encoder shape from the weights ({exc})"
+        ) from exc
+    if len(convs) != len(CONV_STRIDES):
+        raise UserError(
+            f"{where}: {len(convs)} conv layers without a config; only the standard 7-layer CNN is inferred"
+        )
+    heads = num_heads or (16 if model_dim >= 1024 else max(1, model_dim // 64))
+    if num_heads is None:
+        log.warning("%s: no config in the checkpoint; assuming %d attention heads", where, heads)
+    cfg = EncoderConfig(
+        model_dim=model_dim,
+        num_layers=len(layer_ids),
+        num_heads=heads,
+        ffn_dim=int(state["encoder.layers.0.ffn.inner_proj.weight"].shape[0]),
+        conv_layers=[(int(w.shape[0]), int(w.shape[2]), s) for w, s in zip(convs, CONV_STRIDES)],
+        conv_bias="frontend.feature_extractor.layers.0.conv.bias" in state,
+        extractor_norm="layer"
+        if "frontend.feature_extractor.layers.0.layer_norm.weight" in state
+        else "group",
+        norm_order="pre" if "encoder.layer_norm.weight" in state else "post",
+        pos_conv_kernel=int(weight_v.shape[2]),
+        pos_conv_groups=model_dim // int(weight_v.shape[1]),
+    )
+    cfg.validate()
+    return _name_arch(cfg)
+
+
 def _load_torch_file(path: Path) -> XlsrEncoder:
     ckpt = safe_torch_load(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise UserError(f"{path}: not a fairseq checkpoint (no 'model' state dict)")
     state = {k: v for k, v in ckpt["model"].items() if isinstance(v, torch.Tensor)}
     if any(k.startswith("encoder_frontend.") for k in state):  # fairseq2 layout
-        return _load_fairseq2(path, ckpt, state)
+        try:
+            mapped = keymaps.convert_keys(
+                state, keymaps.fairseq2_table(), ignore=keymaps.FAIRSEQ2_IGNORE
+            )
+        except keymaps.KeyMapError as exc:
+            raise UserError(f"{path}: {exc}") from exc
+        return _assemble(infer_config(mapped, where=str(path)), mapped, path)
     model_cfg = _fairseq1_model_cfg(ckpt, str(path))
-    if model_cfg is None:
-        raise UserError(
-            f"{path}: fairseq1 checkpoint without a readable model config ('cfg' or 'args')"
+    if model_cfg is not None:
+        config = config_from_fairseq1(model_cfg, str(path))
+        norms = {"extractor_norm": config.extractor_norm, "norm_order": config.norm_order}
+    else:  # no readable config: map the names, then infer the shape from the weights
+        # The key names cannot tell pre-LN from post-LN; every published wav2vec 2.0 with
+        # LayerNorm convs (large-lv60, XLS-R) is pre-LN, every GroupNorm one post-LN.
+        extractor = (
+            "layer"
+            if any(re.fullmatch(r".*conv_layers\.\d+\.2\.1\.weight", k) for k in state)
+            else "group"
         )
-    config = config_from_fairseq1(model_cfg, str(path))
-    table = keymaps.fairseq1_table(
-        extractor_norm=config.extractor_norm, norm_order=config.norm_order
-    )
+        norms = {
+            "extractor_norm": extractor,
+            "norm_order": "pre" if extractor == "layer" else "post",
+        }
+        log.warning("%s: no model config; assuming a %s-LN model", path, norms["norm_order"])
+        config = None
+    table = keymaps.fairseq1_table(**norms)
     try:
         mapped = keymaps.convert_keys(
             state, table, prefixes=keymaps.FAIRSEQ1_PREFIXES, ignore=keymaps.FAIRSEQ1_IGNORE
         )
     except keymaps.KeyMapError as exc:
         raise UserError(f"{path}: {exc}") from exc
-    return _assemble(config, mapped, path)
-
-
-def _load_fairseq2(
-    path: Path, ckpt: Mapping[str, Any], state: dict[str, torch.Tensor]
-) -> XlsrEncoder:
-    raw = plain(ckpt.get("model_config") or ckpt.get("config"))
-    if isinstance(raw, dict) and "encoder" in raw:
-        config = EncoderConfig.from_dict(raw["encoder"])
-    else:
-        raise UserError(
-            f"{path}: fairseq2 checkpoint without an xlavsr encoder config; "
-            "build the arch with 'avsr model convert --arch NAME' instead"
-        )
-    try:
-        mapped = keymaps.convert_keys(
-            state, keymaps.fairseq2_table(), ignore=keymaps.FAIRSEQ2_IGNORE
-        )
-    except keymaps.KeyMapError as exc:
-        raise UserError(f"{path}: {exc}") from exc
+    if config is None:
+        config = infer_config(mapped, where=str(path))
     return _assemble(config, mapped, path)
 
 
