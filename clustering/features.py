@@ -478,7 +478,7 @@ def dump_features(cfg: FeatureDumpConfig) -> DumpResult:
         "frames": total,
         "dim": dim,
         "frame_rate_hz": SAMPLE_RATE / HOP,
-        "notes": notes,
+        "notes": notes[:50] + ([f"... and {len(notes) - 50} more notes"] if len(notes) > 50 else []),
     }
     atomic_write_json(names["meta"], meta)
     for key in ("part", "idx", "run"):
