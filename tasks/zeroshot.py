@@ -148,7 +148,9 @@ def main(args: argparse.Namespace) -> int:
     log = get_logger("avsr.zeroshot")
     out = Path(args.out)
     if args.model:
-        model_dir = Path(args.model)
+        from avsr.inference import resolve_model_dir
+
+        model_dir = resolve_model_dir(args.model)
     else:
         model_dir = finetune_audio_only(args, out / "finetune")
     cfg_model = read_model_config(model_dir)
