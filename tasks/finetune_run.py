@@ -135,6 +135,7 @@ def make_validate_fn(
         ids: list[str] = []
         hyps: list[str] = []
         refs: list[str] = []
+        langs: list[str] = []
         loss_sum, size_sum = 0.0, 0.0
         for batch in loader:
             batch = batch.to(device)
@@ -144,19 +145,24 @@ def make_validate_fn(
             hyps.extend(model.decode(batch, modality=modality, beam=beam))  # type: ignore[operator]
             refs.extend(batch.texts or [])
             ids.extend(batch.ids)
+            langs.extend(batch.langs or [""] * len(batch.ids))
         if is_dist():
             gathered: list[Any] = [None] * dist.world_size
-            torch.distributed.all_gather_object(gathered, (ids, hyps, refs, loss_sum, size_sum))
+            torch.distributed.all_gather_object(gathered, (ids, hyps, refs, langs, loss_sum, size_sum))
             ids = [i for g in gathered for i in g[0]]
             hyps = [h for g in gathered for h in g[1]]
             refs = [r for g in gathered for r in g[2]]
-            loss_sum = sum(g[3] for g in gathered)
-            size_sum = sum(g[4] for g in gathered)
+            langs = [x for g in gathered for x in g[3]]
+            loss_sum = sum(g[4] for g in gathered)
+            size_sum = sum(g[5] for g in gathered)
         result = {"loss": loss_sum / max(size_sum, 1.0), "n_clips": float(len(hyps))}
-        if cfg.task == "avsr":
-            result["wer"] = metrics.wer(refs, hyps)
-        else:
-            result["bleu"] = metrics.bleu(refs, hyps)
+        name = "wer" if cfg.task == "avsr" else "bleu"
+        result[name] = metrics.wer(refs, hyps) if name == "wer" else metrics.bleu(refs, hyps)
+        if len({x for x in langs if x}) > 1:  # per source language as well
+            for lang, sc in metrics.score_by_language(refs, hyps, langs, with_bleu=name == "bleu").items():
+                if lang not in (metrics.ALL, ""):
+                    value = sc.counts.wer if name == "wer" else sc.bleu.score  # type: ignore[union-attr]
+                    result[f"{name}_{lang}"] = float(value)
         if dist.is_main:
             order = sorted(range(len(ids)), key=lambda i: ids[i])
             atomic_write_text(out / "valid_hyps.txt", "".join(f"{ids[i]}\t{hyps[i]}\t{refs[i]}\n" for i in order))

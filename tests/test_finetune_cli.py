@@ -83,6 +83,7 @@ def test_ctc_audio_only_finetune_exports_a_model(setup: tuple[Path, Path], tmp_p
     assert summary["updates"] == 2 and summary["best"]["metric"] == "wer"
     valid = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"valid"' in x]
     assert valid and "wer" in valid[-1] and valid[-1]["n_clips"] == 2
+    assert {"wer_en", "wer_es"} <= set(valid[-1])  # per language too
     assert (run / "valid_hyps.txt").is_file()
     model = load_finetuned(run / "model")
     assert model.config.modality == "a" and model.config.head == "ctc"
