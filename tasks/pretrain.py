@@ -27,38 +27,17 @@ and an estimate of the memory per GPU under FSDP2 (no data needed).
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avsr.config import ConfigError, load_config, save_config, to_dict
-from avsr.data.config import DataConfig
 from avsr.errors import UserError
-from avsr.models.av.config import AVModelConfig
-from avsr.train.config import OptimConfig, TrainConfig
 
 if TYPE_CHECKING:
     import torch
 
     from avsr.models.av.model import AVPretrainModel
-
-
-@dataclass(kw_only=True)
-class PretrainConfig:
-    """Everything ``avsr pretrain`` reads (``configs/pretrain_*.yaml``, ``configs/stage0_tiny.yaml``)."""
-
-    model: AVModelConfig = field(default_factory=AVModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=5e-4, warmup_updates=100))
-    train_split: str = "train"
-    valid_split: str | None = "valid"
-    """Validation split (skipped when its manifest or labels are missing)."""
-    valid_max_batches: int | None = 50
-    stage0: bool = False
-    """Audio-only stage 0 (also ``--stage0``): ``model.modalities=[audio]``, audio-only data."""
-    dry_run_gpus: int = 8
-    """GPU count of the ``--dry-run`` memory estimate (FSDP2)."""
+    from tasks.pretrain_config import PretrainConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def load_pretrain_config(
     path: Path | None, overrides: list[str], stage0: bool = False
 ) -> PretrainConfig:
+    from tasks.pretrain_config import PretrainConfig
+
     try:
         cfg = load_config(PretrainConfig, path, overrides)
     except ConfigError as exc:
