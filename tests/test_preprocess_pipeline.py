@@ -16,6 +16,7 @@ from avsr.io import read_labels, read_manifest
 from preprocessing.align import apply
 from preprocessing.audio import write_wav
 from preprocessing.clip import Clip, PreprocessConfig, read_input
+from preprocessing.landmarks import LandmarkSource
 from preprocessing.pipeline import run
 from preprocessing.synthetic import face_frames, write_face_video, write_video
 from preprocessing.video_io import read_gray_video
@@ -314,3 +315,27 @@ def test_landmark_stride(result: dict, tmp_path: Path) -> None:
     got, _ = read_gray_video(tmp_path / "video" / "good2997.mp4")
     assert got.shape == ref.shape
     assert np.abs(got.astype(int) - ref.astype(int)).mean() < 4
+
+
+def _broken_source(clip: Clip, cfg: PreprocessConfig) -> LandmarkSource:
+    raise RuntimeError("detector crashed")
+
+
+def test_unexpected_errors_are_recorded_and_retried(result: dict, tmp_path: Path) -> None:
+    clip = next(c for c in result["clips"] if c.id == "good25")
+    summary = run(
+        [clip], tmp_path, PreprocessConfig(), source_factory=_broken_source, show_progress=False
+    )
+    assert summary["statuses"] == {"failed": 1}
+    rec = json.loads((tmp_path / "report.jsonl").read_text())
+    assert rec["reason"] == "error" and "detector crashed" in rec["detail"]
+    assert not (tmp_path / "valid.tsv").exists() and not list(tmp_path.rglob("*.tmp"))
+    summary = run([clip], tmp_path, PreprocessConfig(), show_progress=False)
+    assert summary["processed_now"] == 1 and summary["statuses"] == {"ok": 1}
+    assert [r.id for r in read_manifest(tmp_path / "valid.tsv").rows] == ["good25"]
+    # a torn last line (killed while writing the report) is dropped, the clip stays done
+    with open(tmp_path / "report.jsonl", "a") as fh:
+        fh.write('{"id": "good25", "sta')
+    summary = run([clip], tmp_path, PreprocessConfig(), show_progress=False)
+    assert summary["processed_now"] == 0
+    assert all(json.loads(x) for x in (tmp_path / "report.jsonl").read_text().splitlines())
