@@ -4,7 +4,10 @@
    reduced for CPU), HF transformers runs the full stack with
    ``output_hidden_states=True`` and we take ``hidden_states[36]``; same weights
    (HF model saved with ``save_pretrained`` and loaded through the project).
-   Checks the outputs agree, reports the speed ratio (goal >= 1.3).
+   Checks the outputs agree, reports the speed ratio (goal >= 1.3) in process CPU
+   time with one thread (wall time on a shared, busy CPU mostly measures the
+   other tenants; it is shown too). 48/36 = 1.33 is the ceiling when the
+   Transformer dominates, hence the narrow CNN of the reduced shape.
 2. Memory: peak growth of anonymous memory (heap; sampled every 10 ms from
    /proc/self/status, over the baseline after imports) of ``dump_features`` in a
    fresh process, for a corpus and the same corpus doubled (goal: flat, i.e. the
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -69,22 +73,26 @@ def early_exit(args: argparse.Namespace) -> dict[str, float]:
     def run_ours() -> torch.Tensor:
         return ours(wav, lens, layer=36)[0]
 
-    times: dict[str, list[float]] = {"hf": [], "ours": []}
+    wall: dict[str, list[float]] = {"hf": [], "ours": []}
+    cpu: dict[str, list[float]] = {"hf": [], "ours": []}
     with torch.inference_mode():
         a, b = run_hf(), run_ours()  # warm-up + parity
         diff = float((a - b).abs().max())
-        for _ in range(args.repeats):  # interleaved, min of N: robust to a shared, busy CPU
+        for _ in range(args.repeats):  # interleaved, min of N
             for name, fn in (("hf", run_hf), ("ours", run_ours)):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 fn()
-                times[name].append(time.perf_counter() - t)
-    hf_t, ours_t = min(times["hf"]), min(times["ours"])
+                wall[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c)
+    hf_t, ours_t = min(cpu["hf"]), min(cpu["ours"])
     return {
         "shape": f"48 layers, dim {args.dim}, ffn {4 * args.dim}, conv {args.conv} ch",
         "audio_s": args.batch * args.seconds,
-        "hf_full_s": round(hf_t, 4),
-        "ours_layer36_s": round(ours_t, 4),
+        "threads": args.threads,
+        "hf_full_cpu_s": round(hf_t, 4),
+        "ours_layer36_cpu_s": round(ours_t, 4),
         "ratio": round(hf_t / ours_t, 3),
+        "ratio_wall": round(min(wall["hf"]) / min(wall["ours"]), 3),
         "max_abs_diff": diff,
     }
 
@@ -115,7 +123,7 @@ def sample():
 
 th = threading.Thread(target=sample, daemon=True)
 th.start()
-res = dump_features(FeatureDumpConfig(manifest=sys.argv[2], out=sys.argv[3], encoder=sys.argv[4], layer=1, batch_frames=3000))
+res = dump_features(FeatureDumpConfig(manifest=sys.argv[2], out=sys.argv[3], encoder=sys.argv[4], layer=1, batch_frames=600))
 stop = True
 th.join()
 print(json.dumps({"anon_growth_mb": peak["RssAnon"] - base["RssAnon"], "rss_growth_mb": peak["VmRSS"] - base["VmRSS"],
@@ -167,7 +175,7 @@ def memory(args: argparse.Namespace) -> dict[str, object]:
             t = time.perf_counter()
             res = subprocess.run(
                 [sys.executable, "-c", _CHILD, str(REPO), str(tmp / f"{name}.tsv"), str(tmp / f"f_{name}"), str(tmp / "enc")],
-                capture_output=True, text=True, check=True,
+                capture_output=True, text=True, check=True, env={**os.environ, "MALLOC_ARENA_MAX": "2"},
             )  # fmt: skip
             info = json.loads(res.stdout.strip().splitlines()[-1])
             info["seconds"] = round(time.perf_counter() - t, 1)
