@@ -259,3 +259,15 @@ def test_unmasked_weight_adds_unmasked_frames() -> None:
     assert out.sample_size == out.logs["n_masked"] + out.logs["n_unmasked"]
     want = out.logs["loss_masked:num"] + 0.5 * out.logs["loss_unmasked:num"]
     assert out.loss.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_saved_configs_with_removed_fields_still_load() -> None:
+    from avsr.config import ConfigError, to_dict
+    from avsr.models.av.config import av_config_from_dict
+
+    old = to_dict(_cfg())
+    old["visual"]["sync_bn"] = False  # a field of earlier versions
+    assert av_config_from_dict(old) == _cfg()
+    old["visual"]["bogus"] = 1
+    with pytest.raises(ConfigError, match="bogus"):
+        av_config_from_dict(old)

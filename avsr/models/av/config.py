@@ -112,3 +112,22 @@ class AVModelConfig:
     @property
     def has_video(self) -> bool:
         return "video" in self.modalities
+
+
+REMOVED_KEYS: tuple[str, ...] = ("visual.sync_bn",)
+"""Fields that existed in earlier AV model configs; ignored when reading a saved model
+(``train.sync_batchnorm`` replaced ``visual.sync_bn``)."""
+
+
+def av_config_from_dict(data: dict[str, Any]) -> AVModelConfig:
+    """Read a saved AV model config (``config.yaml`` ``av`` section), tolerating removed
+    fields (:data:`REMOVED_KEYS`); unknown keys are still an error."""
+    from avsr.config import from_dict
+
+    clean = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+    for dotted in REMOVED_KEYS:
+        section, _, key = dotted.rpartition(".")
+        node = clean.get(section) if section else clean
+        if isinstance(node, dict):
+            node.pop(key, None)
+    return from_dict(AVModelConfig, clean)

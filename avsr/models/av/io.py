@@ -21,10 +21,10 @@ from typing import Any
 import torch
 
 from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, save_model_dir
-from avsr.config import ConfigError, from_dict, to_dict
+from avsr.config import ConfigError, to_dict
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
-from avsr.models.av.config import AVModelConfig
+from avsr.models.av.config import AVModelConfig, av_config_from_dict
 from avsr.models.av.model import AVEncoder, AVPretrainModel
 
 log = get_logger(__name__)
@@ -88,7 +88,7 @@ def _read_av_dir(
 
     state, meta = load_model_dir(path)
     try:
-        saved_cfg = from_dict(AVModelConfig, meta["av"])
+        saved_cfg = av_config_from_dict(meta["av"])
         enc_cfg = EncoderConfig.from_dict(meta["encoder"])
     except (KeyError, ConfigError, ValueError) as exc:
         raise UserError(f"{path}/config.yaml: not a valid AV model config: {exc}") from exc
