@@ -246,6 +246,12 @@ def run(
             save_stage0_encoder(model, out / "encoder")
     barrier()
     summary["model"] = str(out / "model")
+    if dist.is_main and validate_fn is not None:
+        from avsr.train import read_metrics
+
+        valid = read_metrics(out / "metrics.jsonl", "valid")
+        if valid:
+            summary["valid"] = valid[max(valid)]
     if cfg.stage0:
         summary["encoder"] = str(out / "encoder")
     return summary
@@ -415,6 +421,13 @@ def main(args: argparse.Namespace) -> int:
     from avsr.train.distributed import cleanup_distributed, init_distributed
 
     if init_distributed(cfg.train.device).is_main:
-        print(f"pretrained {summary['updates']} updates -> {final}")
+        msg = f"pretrained {summary['updates']} updates -> {final}"
+        valid = summary.get("valid")
+        if valid:
+            msg += (
+                f" (valid: masked unit accuracy {valid['acc_masked']:.3f}, "
+                f"unmasked {valid['acc_unmasked']:.3f}, masked loss {valid['loss_masked']:.3f})"
+            )
+        print(msg)
     cleanup_distributed()
     return 0
