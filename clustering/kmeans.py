@@ -83,9 +83,11 @@ def _use_gpu(spec: str) -> int:
 def sample_frames(
     feat_dirs: Sequence[tuple[Path, str]], share: float, cap: int, floor: int, seed: int
 ) -> tuple[np.ndarray, int]:
-    """A uniform random sample of frames over the given (feature dir, split) pairs.
+    """A uniform random sample of about ``share`` of the frames of (feature dir, split) pairs.
 
-    Returns (sample (n, D) float32, total frames). Reads only the sampled rows.
+    At least ``floor`` and at most ``cap`` (0 = no cap) frames are aimed at; every
+    frame is kept with the same probability. Returns (sample (n, D) float32, total
+    frames); only the sampled rows are read.
     """
     if not 0.0 < share <= 1.0:
         raise UserError(f"sample_share must be in (0, 1], got {share}")
@@ -97,23 +99,30 @@ def sample_frames(
     n = max(int(round(total * share)), min(floor, total))
     if cap > 0:
         n = min(n, cap)
+    # Bernoulli sampling in chunks: memory stays O(chunk) however large the corpus.
+    p = n / total
     rng = np.random.default_rng(seed)
-    picks = np.sort(rng.choice(total, size=n, replace=False))
-    out = np.empty((n, 0), np.float32)
     parts = []
-    start = 0
+    chunk = 1 << 20
     for shard, size in zip(shards, sizes):
-        sel = picks[(picks >= start) & (picks < start + size)] - start
-        if sel.size:
-            arr = shard.open()
-            parts.append(np.asarray(arr[sel], dtype=np.float32))
-        start += size
-    out = np.concatenate(parts) if parts else out
-    dims = {p.shape[1] for p in parts}
+        if size == 0:
+            continue
+        arr = shard.open()
+        for start in range(0, size, chunk):
+            stop = min(size, start + chunk)
+            sel = (
+                np.arange(start, stop)
+                if p >= 1.0
+                else start + np.flatnonzero(rng.random(stop - start) < p)
+            )
+            if sel.size:
+                parts.append(np.asarray(arr[sel], dtype=np.float32))
+    dims = {part.shape[1] for part in parts}
     if len(dims) > 1:
         raise UserError(
             f"features of different dimensions {sorted(dims)} cannot be clustered together"
         )
+    out = np.concatenate(parts) if parts else np.empty((0, 0), np.float32)
     return np.ascontiguousarray(out), total
 
 

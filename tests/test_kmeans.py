@@ -154,3 +154,17 @@ def test_cli_fit_apply_with_manifest_and_alignments(
     assert main(["kmeans", "apply", "--model", km, "--feats", str(tmp_path / "f"), "--out", str(tmp_path / "lab2"),
                  "--data", str(tmp_path / "data"), "--split", "valid"]) == 2  # fmt: skip
     assert "3 rows but the features" in capsys.readouterr().err
+
+
+def test_sample_share(tmp_path: Path) -> None:
+    from clustering.kmeans import sample_frames
+
+    write_shards(tmp_path / "f", "train", [1000] * 10, world=3)
+    x, total = sample_frames([(tmp_path / "f", "train")], 0.3, 0, 1, seed=0)
+    assert total == 10_000 and 2700 < x.shape[0] < 3300 and x.shape[1] == 16
+    y, _ = sample_frames([(tmp_path / "f", "train")], 0.3, 0, 1, seed=0)
+    assert np.array_equal(x, y)  # seeded
+    z, _ = sample_frames([(tmp_path / "f", "train")], 0.3, 500, 1, seed=0)
+    assert 400 < z.shape[0] < 600  # capped
+    with pytest.raises(UserError, match="sample_share"):
+        sample_frames([(tmp_path / "f", "train")], 0.0, 0, 1, seed=0)
