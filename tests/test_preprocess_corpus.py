@@ -14,10 +14,7 @@ from avsr.io import read_labels, read_manifest
 @pytest.mark.slow
 def test_corpus_to_manifests(tmp_path: Path) -> None:
     corpus, data = tmp_path / "corpus", tmp_path / "data"
-    assert (
-        main(["corpus", "build", "--out", str(corpus), "--size", "tiny", "--langs", "es"])
-        == 0
-    )
+    assert main(["corpus", "build", "--out", str(corpus), "--size", "tiny", "--langs", "es"]) == 0
     argv = [
         "preprocess",
         "--input",
