@@ -356,7 +356,10 @@ def run_evaluation(
     results = EvalResults(
         task=task,
         model=str(cfg.model),
-        manifest=str(cfg.manifest or f"{cfg.data} ({cfg.split})"),
+        manifest=str(
+            cfg.manifest
+            or f"{cfg.data} ({', '.join(x for x in (cfg.split, cfg.lang, cfg.pair) if x)})"
+        ),
         seed=cfg.seed,
         noises=ev.noises,
         snrs=ev.snrs,
