@@ -71,3 +71,17 @@ def test_int_promotes_to_float_and_dump() -> None:
     cfg = from_dict(DemoCfg, {"train": {"lr": 1}})
     assert isinstance(cfg.train.lr, float)
     assert dump_config(cfg).startswith("version: 1\n")
+
+
+def test_atomic_output_permissions(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from avsr.io import atomic_write_text
+
+    atomic_write_text(tmp_path / "x.txt", "hi")
+    mode = stat.S_IMODE(os.stat(tmp_path / "x.txt").st_mode)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert mode == 0o666 & ~mask
+    assert not list(tmp_path.glob(".*.tmp"))
