@@ -96,9 +96,9 @@ class Tokenizer:
         return [[int(i) for i in ids] for ids in self._sp.encode(list(texts))]
 
     def decode(self, ids: Iterable[int]) -> str:
-        """Text of ``ids``; bos/pad/eos are dropped, decoding stops at nothing."""
+        """Text of ``ids`` (bos/pad/eos dropped; no leading or trailing space)."""
         keep = [int(i) for i in ids if int(i) not in (BOS_ID, PAD_ID, EOS_ID)]
-        return str(self._sp.decode(keep))
+        return str(self._sp.decode(keep)).strip()
 
     def decode_batch(self, batch: Iterable[Iterable[int]]) -> list[str]:
         return [self.decode(ids) for ids in batch]

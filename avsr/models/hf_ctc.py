@@ -1,0 +1,180 @@
+"""Export an audio-only CTC fine-tuned model to an HF ``Wav2Vec2ForCTC`` directory.
+
+The written folder loads with ``transformers`` alone::
+
+    model = Wav2Vec2ForCTC.from_pretrained(DIR)
+    tok = Wav2Vec2CTCTokenizer.from_pretrained(DIR)
+    text = tok.batch_decode(model(wav).logits.argmax(-1), skip_special_tokens=True)
+
+(``wav`` normalised per utterance to zero mean and unit variance, as
+``Wav2Vec2FeatureExtractor(do_normalize=True)`` does; ``preprocessor_config.json``
+says so). Only an audio-only encoder (``modalities: [audio]``, XLS-R CNN front end)
+has an HF equivalent: an AV model's fusion has none.
+
+Vocabulary: the SentencePiece pieces with the word-boundary mark ``▁`` written as a
+space, so that the tokenizer's ``"".join(tokens).strip()`` gives the same text as
+the project's decoding; the CTC blank is the pad id (1), HF's ``pad_token_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from avsr.errors import UserError
+from avsr.io import atomic_path, atomic_write_json
+
+# project name (inside FinetunedModel) -> HF Wav2Vec2ForCTC name
+_TABLE: list[tuple[str, str]] = [
+    (r"encoder\.xlsr\.frontend\.feature_extractor\.layers\.0\.group_norm\.(weight|bias)",
+     r"wav2vec2.feature_extractor.conv_layers.0.layer_norm.\1"),
+    (r"encoder\.xlsr\.frontend\.feature_extractor\.layers\.(\d+)\.conv\.(weight|bias)",
+     r"wav2vec2.feature_extractor.conv_layers.\1.conv.\2"),
+    (r"encoder\.xlsr\.frontend\.feature_extractor\.layers\.(\d+)\.layer_norm\.(weight|bias)",
+     r"wav2vec2.feature_extractor.conv_layers.\1.layer_norm.\2"),
+    (r"encoder\.xlsr\.frontend\.post_extract_layer_norm\.(weight|bias)", r"wav2vec2.feature_projection.layer_norm.\1"),
+    (r"encoder\.xlsr\.frontend\.model_dim_proj\.(weight|bias)", r"wav2vec2.feature_projection.projection.\1"),
+    (r"encoder\.xlsr\.frontend\.pos_encoder\.conv\.weight_g",
+     "wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight.original0"),
+    (r"encoder\.xlsr\.frontend\.pos_encoder\.conv\.weight_v",
+     "wav2vec2.encoder.pos_conv_embed.conv.parametrizations.weight.original1"),
+    (r"encoder\.xlsr\.frontend\.pos_encoder\.conv\.bias", "wav2vec2.encoder.pos_conv_embed.conv.bias"),
+    (r"encoder\.xlsr\.frontend\.layer_norm\.(weight|bias)", r"wav2vec2.encoder.layer_norm.\1"),
+    (r"encoder\.xlsr\.encoder\.layer_norm\.(weight|bias)", r"wav2vec2.encoder.layer_norm.\1"),
+    (r"encoder\.xlsr\.encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)",
+     r"wav2vec2.encoder.layers.\1.attention.\2_proj.\3"),
+    (r"encoder\.xlsr\.encoder\.layers\.(\d+)\.self_attn\.output_proj\.(weight|bias)",
+     r"wav2vec2.encoder.layers.\1.attention.out_proj.\2"),
+    (r"encoder\.xlsr\.encoder\.layers\.(\d+)\.self_attn_layer_norm\.(weight|bias)",
+     r"wav2vec2.encoder.layers.\1.layer_norm.\2"),
+    (r"encoder\.xlsr\.encoder\.layers\.(\d+)\.ffn\.inner_proj\.(weight|bias)",
+     r"wav2vec2.encoder.layers.\1.feed_forward.intermediate_dense.\2"),
+    (r"encoder\.xlsr\.encoder\.layers\.(\d+)\.ffn\.output_proj\.(weight|bias)",
+     r"wav2vec2.encoder.layers.\1.feed_forward.output_dense.\2"),
+    (r"encoder\.xlsr\.encoder\.layers\.(\d+)\.ffn_layer_norm\.(weight|bias)",
+     r"wav2vec2.encoder.layers.\1.final_layer_norm.\2"),
+    (r"encoder\.audio_mask_emb", "wav2vec2.masked_spec_embed"),
+    (r"encoder\.xlsr\.mask_emb", "wav2vec2.masked_spec_embed"),
+    (r"head\.proj\.(weight|bias)", r"lm_head.\1"),
+]
+_SKIP: tuple[str, ...] = ()
+
+
+def _hf_name(key: str) -> str | None:
+    if any(re.fullmatch(p, key) for p in _SKIP):
+        return None
+    for pattern, repl in _TABLE:
+        if re.fullmatch(pattern, key):
+            return re.sub(pattern, repl, key)
+    raise UserError(f"HF export: no Wav2Vec2ForCTC name for parameter {key!r}")
+
+
+def hf_config(enc_cfg: Any, vocab_size: int, pad_id: int, bos_id: int, eos_id: int) -> dict[str, Any]:
+    """``config.json`` of a ``Wav2Vec2ForCTC`` with the shape of ``enc_cfg`` (EncoderConfig)."""
+    return {
+        "architectures": ["Wav2Vec2ForCTC"],
+        "model_type": "wav2vec2",
+        "hidden_size": enc_cfg.model_dim,
+        "num_hidden_layers": enc_cfg.num_layers,
+        "num_attention_heads": enc_cfg.num_heads,
+        "intermediate_size": enc_cfg.ffn_dim,
+        "hidden_act": "gelu",
+        "conv_dim": [c[0] for c in enc_cfg.conv_layers],
+        "conv_kernel": [c[1] for c in enc_cfg.conv_layers],
+        "conv_stride": [c[2] for c in enc_cfg.conv_layers],
+        "num_feat_extract_layers": len(enc_cfg.conv_layers),
+        "conv_bias": bool(enc_cfg.conv_bias),
+        "feat_extract_norm": enc_cfg.extractor_norm,
+        "feat_extract_activation": "gelu",
+        "do_stable_layer_norm": enc_cfg.norm_order == "pre",
+        "num_conv_pos_embeddings": enc_cfg.pos_conv_kernel,
+        "num_conv_pos_embedding_groups": enc_cfg.pos_conv_groups,
+        "position_embeddings_type": "conv",
+        "layer_norm_eps": 1e-5,
+        "hidden_dropout": enc_cfg.dropout,
+        "attention_dropout": enc_cfg.attn_dropout,
+        "activation_dropout": enc_cfg.ffn_dropout,
+        "feat_proj_dropout": enc_cfg.feature_dropout,
+        "final_dropout": 0.0,
+        "layerdrop": enc_cfg.layer_drop,
+        "apply_spec_augment": False,
+        "vocab_size": vocab_size,
+        "pad_token_id": pad_id,
+        "bos_token_id": bos_id,
+        "eos_token_id": eos_id,
+        "ctc_loss_reduction": "sum",
+        "ctc_zero_infinity": True,
+        "torch_dtype": "float32",
+    }
+
+
+def export_hf_ctc(model: Any, out: str | Path) -> Path:
+    """Write ``model`` (an audio-only CTC :class:`~avsr.models.finetuned.FinetunedModel`) as an
+    HF ``Wav2Vec2ForCTC`` + ``Wav2Vec2CTCTokenizer`` directory."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    enc = model.encoder
+    if model.config.head != "ctc":
+        raise UserError("HF export: only CTC models export to Wav2Vec2ForCTC (this one has a seq2seq head)")
+    if getattr(enc, "visual", None) is not None or getattr(enc, "fbank", None) is not None:
+        raise UserError(
+            "HF export: only an audio-only encoder (model.modalities [audio], CNN front end) has a "
+            "Wav2Vec2ForCTC equivalent"
+        )
+    tok = model.tokenizer
+    state: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        name = _hf_name(key)
+        if name is None or (key == "encoder.xlsr.mask_emb" and name in state):
+            continue  # the AV encoder's own audio mask embedding wins over the XLS-R one
+        state[name] = value.detach().to("cpu", torch.float32).contiguous().clone()
+    if enc.cfg.encoder.family != "wav2vec2":
+        raise UserError(f"HF export: encoder family {enc.cfg.encoder.family!r} is not wav2vec2")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    atomic_write_json(out / "config.json", hf_config(enc.xlsr.config, tok.vocab_size, tok.pad_id, tok.bos_id, tok.eos_id))
+    vocab = {}
+    for i in range(tok.vocab_size):
+        piece = tok.id_to_piece(i)
+        if i >= 4:
+            piece = piece.replace("\u2581", " ")
+        if piece in vocab:
+            raise UserError(f"HF export: two pieces map to the token {piece!r}")
+        vocab[piece] = i
+    atomic_write_json(out / "vocab.json", vocab)
+    atomic_write_json(
+        out / "tokenizer_config.json",
+        {
+            "tokenizer_class": "Wav2Vec2CTCTokenizer",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "unk_token": "<unk>",
+            "pad_token": "<pad>",
+            "word_delimiter_token": "|",
+            "do_lower_case": False,
+            "clean_up_tokenization_spaces": False,
+        },
+    )
+    atomic_write_json(
+        out / "preprocessor_config.json",
+        {
+            "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+            "feature_size": 1,
+            "sampling_rate": 16000,
+            "padding_value": 0.0,
+            "do_normalize": bool(enc.cfg.normalize_audio),
+            "return_attention_mask": True,
+        },
+    )
+    (out / "README.txt").write_text(
+        "Exported by xlavsr from a fine-tuned audio-only CTC model.\n"
+        f"Source config: {json.dumps({'task': model.config.task, 'lang': model.config.lang})}\n",
+        encoding="utf-8",
+    )
+    return out
