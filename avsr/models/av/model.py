@@ -217,6 +217,12 @@ class AVEncoder(nn.Module):
                         "video is None but the input mode needs video (use modality='a')"
                     )
                 v = self.video_proj(self.visual(video))  # type: ignore[misc]
+                if video_lens is not None:  # frames past each row's length carry nothing
+                    valid = (
+                        torch.arange(v.shape[1], device=device)[None]
+                        < video_lens.to(device)[:, None]
+                    )
+                    v = v * valid[..., None].to(v.dtype)
             else:
                 tv = (
                     video.shape[2]
