@@ -4,7 +4,7 @@ The written folder loads with ``transformers`` alone::
 
     model = Wav2Vec2ForCTC.from_pretrained(DIR)
     tok = Wav2Vec2CTCTokenizer.from_pretrained(DIR)
-    text = tok.batch_decode(model(wav).logits.argmax(-1), skip_special_tokens=True)
+    text = tok.batch_decode(model(wav).logits.argmax(-1))  # CTC grouping, blank removed
 
 (``wav`` normalised per utterance to zero mean and unit variance, as
 ``Wav2Vec2FeatureExtractor(do_normalize=True)`` does; ``preprocessor_config.json``
@@ -178,3 +178,124 @@ def export_hf_ctc(model: Any, out: str | Path) -> Path:
         encoding="utf-8",
     )
     return out
+
+
+# -- import ------------------------------------------------------------------------
+
+
+def _char_tokenizer(tokens: list[str], *, delimiter: str) -> Any:
+    """A SentencePiece ``char`` model whose pieces are ``tokens`` (+ ``▁`` for the delimiter),
+    with the project's special ids 0..3."""
+    import io
+
+    import sentencepiece as spm
+
+    from avsr.text.tokenizer import Tokenizer
+
+    symbols = [t for t in tokens if t != delimiter]
+    buf = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter([" ".join(symbols) or "x"]),
+            model_writer=buf,
+            model_type="char",
+            vocab_size=4 + len(symbols) + 1,
+            hard_vocab_limit=False,
+            user_defined_symbols=symbols,
+            bos_id=0,
+            pad_id=1,
+            eos_id=2,
+            unk_id=3,
+            character_coverage=1.0,
+            normalization_rule_name="identity",
+            num_threads=1,
+            minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise UserError(f"HF import: cannot build a tokenizer from vocab.json: {exc}") from exc
+    return Tokenizer(buf.getvalue())
+
+
+def _hf_lm_head(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    from avsr.models.xlsr.safe_load import safe_torch_load
+
+    if (path / "model.safetensors").is_file():
+        state = load_file(str(path / "model.safetensors"))
+    elif (path / "pytorch_model.bin").is_file():
+        state = safe_torch_load(path / "pytorch_model.bin")
+    else:
+        raise UserError(f"{path}: no model.safetensors or pytorch_model.bin")
+    if "lm_head.weight" not in state:
+        raise UserError(f"{path}: no lm_head (not a Wav2Vec2ForCTC checkpoint)")
+    w = state["lm_head.weight"].float()
+    b = state.get("lm_head.bias")
+    return w, (b.float() if b is not None else torch.zeros(w.shape[0]))
+
+
+def load_hf_ctc(path: str | Path) -> Any:
+    """An HF ``Wav2Vec2ForCTC`` directory (with its ``vocab.json``) -> an audio-only CTC
+    :class:`~avsr.models.finetuned.FinetunedModel` giving the same logits (rows reordered to
+    the project's ids: bos/pad(blank)/eos/unk = 0/1/2/3) and the same greedy transcripts."""
+    from avsr.models.av import AVEncoder, AVModelConfig
+    from avsr.models.finetuned import FinetunedConfig, FinetunedModel
+    from avsr.models.xlsr import load_encoder
+
+    path = Path(path)
+    try:
+        hf_cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        vocab: dict[str, int] = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not an HF CTC directory with config.json and vocab.json ({exc})") from exc
+    if vocab and all(isinstance(v, dict) for v in vocab.values()):
+        raise UserError(f"{path}/vocab.json: per-language vocabularies (MMS adapters) are not supported")
+    tok_cfg: dict[str, Any] = {}
+    if (path / "tokenizer_config.json").is_file():
+        tok_cfg = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    specials = {
+        "bos": tok_cfg.get("bos_token", "<s>"),
+        "pad": tok_cfg.get("pad_token", "<pad>"),
+        "eos": tok_cfg.get("eos_token", "</s>"),
+        "unk": tok_cfg.get("unk_token", "<unk>"),
+    }
+    specials = {k: (v["content"] if isinstance(v, dict) else v) for k, v in specials.items()}
+    delimiter = tok_cfg.get("word_delimiter_token", "|")
+    pad_id = int(hf_cfg.get("pad_token_id", vocab.get(specials["pad"], 0)))
+    by_id = {i: t for t, i in vocab.items()}
+    if by_id.get(pad_id) != specials["pad"]:
+        raise UserError(f"{path}: pad_token_id {pad_id} is not the pad token {specials['pad']!r} of vocab.json")
+    w, b = _hf_lm_head(path)
+    hf_size = w.shape[0]
+    plain = [by_id[i] for i in sorted(by_id) if i < hf_size and by_id[i] not in specials.values()]
+    tok = _char_tokenizer(plain, delimiter=delimiter)
+    ours: dict[int, int] = {}  # HF id -> project id
+    fixed = {specials["bos"]: 0, specials["pad"]: 1, specials["eos"]: 2, specials["unk"]: 3}
+    piece_ids = {tok.id_to_piece(i): i for i in range(tok.vocab_size)}
+    for i, t in by_id.items():
+        if i >= hf_size:
+            continue
+        if t in fixed:
+            ours[i] = fixed[t]
+        else:
+            piece = "\u2581" if t == delimiter else t
+            if piece not in piece_ids:
+                raise UserError(f"{path}: token {t!r} could not be placed in the tokenizer")
+            ours[i] = piece_ids[piece]
+    xlsr = load_encoder(path)
+    av_cfg = AVModelConfig(modalities=["audio"])
+    pre = path / "preprocessor_config.json"
+    if pre.is_file():
+        av_cfg.normalize_audio = bool(json.loads(pre.read_text(encoding="utf-8")).get("do_normalize", True))
+    encoder = AVEncoder(av_cfg, xlsr)
+    ft = FinetunedConfig(head="ctc", modality="a", normalize="none", lang=None)
+    model = FinetunedModel(encoder, tok, ft)
+    with torch.no_grad():
+        proj = model.head.proj
+        proj.weight.zero_()
+        proj.bias.fill_(-1e4)  # project ids with no HF row (e.g. a missing bos) are never chosen
+        for hf_id, our_id in ours.items():
+            proj.weight[our_id] = w[hf_id]
+            proj.bias[our_id] = b[hf_id]
+    model.hf_id_map = ours  # type: ignore[attr-defined]
+    return model.eval()
