@@ -229,3 +229,23 @@ def test_cli_help_and_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Pa
     assert "unknown config key 'nope'" in capsys.readouterr().err
     assert cli_main(["experiments", "zeroshot", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "no")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_write_report_from_per_seed_results(tmp_path: Path) -> None:
+    from tasks.experiments_report import write_report
+
+    p = _plan(tmp_path, "frontend")
+    for arm, base in (("cnn", 10.0), ("fbank", 14.0)):
+        for seed, ev in p.arms[arm].evals.items():
+            _results(_wer(base + seed, av_gain=3), model=f"{arm}{seed}").save(ev / "results.json")
+    path = write_report("frontend", p, command="avsr experiments frontend --out X", timings={"corpus": 3.0})
+    md = path.read_text()
+    assert "**Under noise, A input: cnn wins.**" in md and "**cnn** is better in all 2 seeds" in md
+    assert "## Per language: front-end difference" in md and "| ru |" in md
+    res = json.loads((p.report / "results.json").read_text())
+    assert res["verdict"]["av"]["noisy"]["difference"]["values"] == [-4.0, -4.0]
+    assert res["seeds"] == [0, 1] and res["experiment"] == "frontend"
+    cmds = (p.report / "commands.txt").read_text().splitlines()
+    assert cmds[2] == "avsr experiments frontend --out X"
+    assert any(c.startswith("avsr corpus build") for c in cmds) and any(c.startswith("avsr evaluate") for c in cmds)
+    assert (p.report / "configs" / "pretrain.yaml").is_file() and (p.report / "wer_vs_snr_ru.png").is_file()
