@@ -353,7 +353,7 @@ def plot_comparison(comp: Comparison, *, lang: str = ALL, noises: Sequence[str] 
     snrs = sorted(comp.noisy_snrs)
     step = (snrs[-1] - snrs[0]) / max(len(snrs) - 1, 1) if len(snrs) > 1 else 5.0
     x_clean = (snrs[-1] + step) if snrs else 0.0
-    fig = Figure(figsize=(3.4 * len(noises) + 1.0, 3.6), layout="constrained")
+    fig = Figure(figsize=(max(5.5, 3.4 * len(noises) + 1.0), 3.9), layout="constrained")
     axes = fig.subplots(1, len(noises), sharey=True, squeeze=False)[0]
     for ax, noise in zip(axes, noises):
         for i, arm in enumerate(comp.arms):
@@ -381,8 +381,9 @@ def plot_comparison(comp: Comparison, *, lang: str = ALL, noises: Sequence[str] 
     n_seeds = sorted({len(b) for b in comp.arms.values()})
     who = "all languages" if lang == ALL else lang
     fig.suptitle(
-        f"{METRIC_NAMES.get(comp.metric, comp.metric)} vs SNR ({who}); mean over "
-        f"{'/'.join(map(str, n_seeds))} seed(s), band = min-max"
+        f"{METRIC_NAMES.get(comp.metric, comp.metric)} vs SNR ({who})\nmean over "
+        f"{'/'.join(map(str, n_seeds))} seed(s), band = min-max over seeds",
+        fontsize="medium",
     )
     return fig
 
