@@ -17,7 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument(
         "source",
         metavar="ARCH|PATH",
-        help="arch name (xlsr_300m, xlsr_1b, xlsr_2b, tiny) or a checkpoint",
+        help="arch name (xlsr_300m, xlsr_1b, xlsr_2b, w2v2_base, w2v2_large, w2v2_large_lv60, "
+        "xlsr_53, mms_300m, mms_1b, tiny) or a checkpoint",
     )
     info.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
@@ -51,6 +52,7 @@ def _info(args: argparse.Namespace) -> int:
     import json
 
     from avsr.models.xlsr import ARCHS, DEFAULT_UNIT_LAYER, build_encoder, load_encoder
+    from avsr.models.xlsr.config import equivalent_archs
 
     src = args.source
     if src in ARCHS and not Path(src).exists():
@@ -74,6 +76,7 @@ def _info(args: argparse.Namespace) -> int:
         "norm_order": cfg.norm_order,
         "extractor_norm": cfg.extractor_norm,
         "pos_conv": f"kernel {cfg.pos_conv_kernel}, groups {cfg.pos_conv_groups}",
+        "same_structure": equivalent_archs(cfg),
         "unit_layer": DEFAULT_UNIT_LAYER.get(cfg.arch, max(1, round(cfg.num_layers * 3 / 4))),
         "parameters": counts,
     }

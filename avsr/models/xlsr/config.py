@@ -11,6 +11,25 @@ xlsr_2b    48     1920  7680  16
 tiny       4      128   256   4      (CPU tests and the demo)
 ========== ====== ===== ===== =====
 
+The other wav2vec 2.0-family encoders (issue 9; ``docs/encoders.md``):
+
+================ ====== ===== ===== ===== ======== ========= =========
+arch             layers dim   ffn   heads norm     extractor conv bias
+================ ====== ===== ===== ===== ======== ========= =========
+w2v2_base        12     768   3072  12    post-LN  group     no
+w2v2_large       24     1024  4096  16    post-LN  group     no
+w2v2_large_lv60  24     1024  4096  16    pre-LN   layer     yes
+xlsr_53          24     1024  4096  16    pre-LN   layer     yes
+mms_300m         24     1024  4096  16    pre-LN   layer     yes
+mms_1b           48     1280  5120  16    pre-LN   layer     yes
+================ ====== ===== ===== ===== ======== ========= =========
+
+``w2v2_large`` is also wav2vec2-large-960h (the same encoder with a CTC head).
+``w2v2_large_lv60``, ``xlsr_53`` and ``mms_300m`` have exactly the structure of
+``xlsr_300m`` and ``mms_1b`` that of ``xlsr_1b``: a loaded checkpoint's config is
+read from the checkpoint (HF config.json / fairseq1 cfg), and its ``arch`` is the
+first registered name of that structure (``equivalent_archs`` lists the others).
+
 Every shape keeps the 7-layer CNN with kernels (10,3,3,3,3,2,2) and strides
 (5,2,2,2,2,2,2): receptive field 400 samples, hop 320, 50 frames/s at 16 kHz.
 """
@@ -142,7 +161,76 @@ ARCHS: dict[str, Callable[[], EncoderConfig]] = {
 }
 """Named encoder shapes; :func:`register_arch` adds more."""
 
-DEFAULT_UNIT_LAYER: dict[str, int] = {"xlsr_300m": 18, "xlsr_1b": 36, "xlsr_2b": 36}
+
+def _post_ln(arch: str, dim: int, layers: int, ffn: int, heads: int) -> EncoderConfig:
+    """Original wav2vec 2.0 (base / large): post-LN, GroupNorm CNN without conv bias."""
+    return EncoderConfig(
+        arch=arch,
+        model_dim=dim,
+        num_layers=layers,
+        num_heads=heads,
+        ffn_dim=ffn,
+        conv_bias=False,
+        extractor_norm="group",
+        norm_order="post",
+    )
+
+
+def _alias(arch: str, base: str) -> Callable[[], EncoderConfig]:
+    def make() -> EncoderConfig:
+        return dataclasses.replace(ARCHS[base](), arch=arch)
+
+    return make
+
+
+ARCHS.update(
+    {
+        "w2v2_base": lambda: _post_ln("w2v2_base", 768, 12, 3072, 12),
+        "w2v2_large": lambda: _post_ln("w2v2_large", 1024, 24, 4096, 16),
+        "w2v2_large_lv60": _alias("w2v2_large_lv60", "xlsr_300m"),
+        "xlsr_53": _alias("xlsr_53", "xlsr_300m"),
+        "mms_300m": _alias("mms_300m", "xlsr_300m"),
+        "mms_1b": _alias("mms_1b", "xlsr_1b"),
+    }
+)
+
+STRUCTURE_FIELDS: tuple[str, ...] = (
+    "model_dim",
+    "num_layers",
+    "num_heads",
+    "ffn_dim",
+    "conv_layers",
+    "conv_bias",
+    "extractor_norm",
+    "norm_order",
+    "pos_conv_kernel",
+    "pos_conv_groups",
+    "pos_conv_depth",
+)
+"""The fields that decide the weights and the computation (not the regularisation)."""
+
+
+def equivalent_archs(config: EncoderConfig) -> list[str]:
+    """Registered arch names whose structure (:data:`STRUCTURE_FIELDS`) equals ``config``'s."""
+    out = []
+    for name, factory in ARCHS.items():
+        ref = factory()
+        if all(getattr(ref, k) == getattr(config, k) for k in STRUCTURE_FIELDS):
+            out.append(name)
+    return out
+
+
+DEFAULT_UNIT_LAYER: dict[str, int] = {
+    "xlsr_300m": 18,
+    "xlsr_1b": 36,
+    "xlsr_2b": 36,
+    "w2v2_base": 9,
+    "w2v2_large": 18,
+    "w2v2_large_lv60": 18,
+    "xlsr_53": 18,
+    "mms_300m": 18,
+    "mms_1b": 36,
+}
 """The layer whose features become units (3/4 depth, as in XLAVS-R)."""
 
 

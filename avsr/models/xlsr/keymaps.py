@@ -91,7 +91,15 @@ HF_IGNORE: tuple[str, ...] = (
     r"projector\..*",
     r"adapter\..*",
     r"masked_spec_embed_unused",
+    r"encoder\.layers\.\d+\.adapter_layer\..*",
 )
+"""HF keys that are not part of the pretrained encoder (``adapter_layer``: the MMS-1B-all
+per-language attention adapters, dropped with a warning by the loader)."""
+
+
+def is_hf_adapter(key: str) -> bool:
+    """An MMS attention-adapter weight (``...encoder.layers.N.adapter_layer.*``)."""
+    return re.fullmatch(r"(wav2vec2\.)?encoder\.layers\.\d+\.adapter_layer\..*", key) is not None
 
 
 def fairseq1_table(

@@ -25,7 +25,7 @@ from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, sav
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
 from avsr.models.xlsr import keymaps
-from avsr.models.xlsr.config import ARCHS, EncoderConfig, arch_config
+from avsr.models.xlsr.config import ARCHS, EncoderConfig, arch_config, equivalent_archs
 from avsr.models.xlsr.model import XlsrEncoder, build_encoder
 from avsr.models.xlsr.safe_load import plain, safe_torch_load
 
@@ -60,22 +60,13 @@ def _load_project(path: Path) -> XlsrEncoder:
 
 
 def _name_arch(config: EncoderConfig) -> EncoderConfig:
-    """Set ``config.arch`` to the registered shape it matches (else ``custom``)."""
-    keys = (
-        "model_dim",
-        "num_layers",
-        "num_heads",
-        "ffn_dim",
-        "conv_layers",
-        "pos_conv_kernel",
-        "pos_conv_groups",
-    )
-    for name, factory in ARCHS.items():
-        ref = factory()
-        if all(getattr(ref, k) == getattr(config, k) for k in keys):
-            config.arch = name
-            return config
-    config.arch = "custom"
+    """Set ``config.arch`` to the first registered arch of the same structure (else ``custom``).
+
+    The structure is read from the checkpoint's config; the name only labels it
+    (``xlsr_53`` and ``mms_300m`` are structurally ``xlsr_300m``, see ``equivalent_archs``).
+    """
+    names = equivalent_archs(config)
+    config.arch = names[0] if names else "custom"
     return config
 
 
@@ -156,6 +147,17 @@ def _load_hf(path: Path) -> XlsrEncoder:
         raise UserError(f"{cfg_file}: not valid JSON: {exc}") from exc
     config = config_from_hf(hf, str(cfg_file))
     state = _read_hf_weights(path)
+    adapters = [k for k in state if keymaps.is_hf_adapter(k)]
+    if adapters:
+        # MMS-1B-all: per-language attention adapters in every block. The pretrained
+        # encoder is the model without them; the project has no adapter layers.
+        log.warning(
+            "%s: ignoring %d adapter weights (adapter_attn_dim %s, MMS language adapters): "
+            "the encoder is loaded without its language adapters",
+            path,
+            len(adapters),
+            hf.get("adapter_attn_dim"),
+        )
     table = keymaps.hf_table(extractor_norm=config.extractor_norm, norm_order=config.norm_order)
     try:
         mapped = keymaps.convert_keys(
