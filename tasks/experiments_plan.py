@@ -47,6 +47,8 @@ class CorpusSection:
     size: Literal["tiny", "small"] = "tiny"
     seed: int = 0
     hours: float | None = None
+    langs: list[str] | None = None
+    """Languages (None: all nine of the corpus)."""
     workers: int = 2
 
 
@@ -77,6 +79,8 @@ class GridSection:
     seed: int = 0
     """Seed of the per-clip test noise (fixed across training seeds)."""
     max_clips: int | None = None
+    plots: bool = True
+    """Per-seed plots of ``avsr evaluate`` (the report draws its own either way)."""
     overrides: list[str] = field(default_factory=list)
 
 
@@ -202,6 +206,8 @@ class Plan:
         cmd += ["--workers", str(c.workers)]
         if c.hours is not None:
             cmd += ["--hours", str(c.hours)]
+        if c.langs:
+            cmd += ["--langs", *c.langs]
         size = c.size if c.hours is None else f"{c.hours:g} h"
         self._work("corpus", f"corpus ({size}, seed {c.seed})", [avsr_command(*cmd)])
         pre = ["preprocess", "--input", corpus / "clips.tsv", "--out", self.data]
@@ -300,6 +306,8 @@ class Plan:
         cmd += ["--snr", g.snr, "--modality", g.modality, "--seed", str(g.seed), "--out", out]
         if g.max_clips is not None:
             cmd += ["--max-clips", str(g.max_clips)]
+        if not g.plots:
+            cmd.append("--no-plots")
         cmd += _sets(g.overrides)
         name = f"eval-{arm}-s{seed}"
         self.eval_stages.append(

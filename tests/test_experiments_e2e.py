@@ -32,7 +32,7 @@ def _common_checks(report: Path, arms: set[str]) -> dict:
     assert res["format"] == "xlavsr-comparison" and set(res["arms"]) == arms
     assert res["seeds"] == [0] and res["grid"]["snr"][0] is None
     langs = set(res["grid"]["languages"])
-    assert len(langs) == 9  # every language of the corpus has its rows
+    assert langs == {"en", "de", "ru"}  # every language of the corpus has its rows
     assert {c["lang"] for c in res["cells"]} == langs | {"all"}
     md = (report / "report.md").read_text()
     assert "## Result (as measured)" in md and "## Per language" in md and "![wer_vs_snr](wer_vs_snr.png)" in md
