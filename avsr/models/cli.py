@@ -1,4 +1,5 @@
-"""``avsr model info ARCH|PATH`` and ``avsr model convert SRC DST``."""
+"""``avsr model info ARCH|PATH``, ``avsr model convert SRC DST`` and the HF CTC interop verbs
+``avsr model export-hf FINETUNED_DIR HF_DIR`` / ``avsr model import-hf HF_DIR FINETUNED_DIR``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     conv.add_argument("src", type=Path, help="source checkpoint")
     conv.add_argument("dst", type=Path, help="output model dir")
     conv.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+    exp = sub.add_parser(
+        "export-hf",
+        help="write an audio-only CTC fine-tuned model as an HF Wav2Vec2ForCTC dir",
+        description="Export a fine-tuned audio-only CTC model (project dir, kind 'finetuned') to an "
+        "HF transformers directory: Wav2Vec2ForCTC weights + config.json, a Wav2Vec2CTCTokenizer "
+        "vocab.json (the SentencePiece pieces, '\u2581' written as a space) and "
+        "preprocessor_config.json. See docs/encoders.md.",
+    )
+    exp.add_argument("src", type=Path, help="fine-tuned model dir (CTC head, modalities [audio])")
+    exp.add_argument("dst", type=Path, help="output HF dir")
+    exp.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+    imp = sub.add_parser(
+        "import-hf",
+        help="read an HF Wav2Vec2ForCTC dir (char vocab) as a project CTC model",
+        description="Import an HF Wav2Vec2ForCTC directory with its character vocab.json as a "
+        "project fine-tuned model dir (audio-only AV encoder + CTC head + SentencePiece char "
+        "tokenizer; same logits up to the id order, same greedy transcripts).",
+    )
+    imp.add_argument("src", type=Path, help="HF dir (config.json, weights, vocab.json)")
+    imp.add_argument("dst", type=Path, help="output fine-tuned model dir")
+    imp.add_argument("--force", action="store_true", help="overwrite DST if it exists")
 
 
 def _counts(enc) -> dict[str, int]:  # noqa: ANN001 - XlsrEncoder, imported lazily
@@ -93,18 +115,46 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convert(args: argparse.Namespace) -> int:
+def _check_dst(dst: Path, force: bool) -> None:
     from avsr.checkpoint import is_model_dir
     from avsr.errors import UserError
+
+    occupied = dst.is_file() or (dst.is_dir() and any(dst.iterdir()))
+    if occupied and not force:
+        what = "already a model dir" if is_model_dir(dst) else "exists and is not empty"
+        raise UserError(f"{dst}: {what} (use --force to overwrite)")
+    if dst.is_file():
+        raise UserError(f"{dst}: is a file; the output is a directory")
+
+
+def _export_hf(args: argparse.Namespace) -> int:
+    from avsr.errors import UserError
+    from avsr.models.finetuned import is_finetuned_dir, load_finetuned
+    from avsr.models.hf_ctc import export_hf_ctc
+
+    if not is_finetuned_dir(args.src):
+        raise UserError(f"{args.src}: not a fine-tuned model dir (kind 'finetuned')")
+    _check_dst(args.dst, args.force)
+    export_hf_ctc(load_finetuned(args.src), args.dst)
+    print(args.dst)
+    return 0
+
+
+def _import_hf(args: argparse.Namespace) -> int:
+    from avsr.models.finetuned import save_finetuned
+    from avsr.models.hf_ctc import load_hf_ctc
+
+    _check_dst(args.dst, args.force)
+    save_finetuned(load_hf_ctc(args.src), args.dst)
+    print(args.dst)
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
     from avsr.logging_utils import get_logger
     from avsr.models.xlsr import load_encoder, save_encoder
 
-    occupied = args.dst.is_file() or (args.dst.is_dir() and any(args.dst.iterdir()))
-    if occupied and not args.force:
-        what = "already a model dir" if is_model_dir(args.dst) else "exists and is not empty"
-        raise UserError(f"{args.dst}: {what} (use --force to overwrite)")
-    if args.dst.is_file():
-        raise UserError(f"{args.dst}: is a file; the output is a directory")
+    _check_dst(args.dst, args.force)
     enc = load_encoder(args.src)
     save_encoder(enc, args.dst)
     get_logger(__name__).info(
@@ -120,4 +170,8 @@ def _convert(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     if args.verb == "info":
         return _info(args)
+    if args.verb == "export-hf":
+        return _export_hf(args)
+    if args.verb == "import-hf":
+        return _import_hf(args)
     return _convert(args)
