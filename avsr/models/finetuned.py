@@ -3,7 +3,8 @@
 A fine-tuned model directory (``kind: finetuned``) is self-describing::
 
     model.safetensors   # encoder.* and head.* weights
-    config.yaml         # {format, version, kind: finetuned, finetune: {...}, encoder: {...}}
+    config.yaml         # {format, version, kind: finetuned, finetune: {...}, vocab_size,
+                        #  encoder: {av, encoder, frame_rate}, data: {crop_size, image_size}}
     tokenizer.model     # the SentencePiece model of the targets
 
 so evaluation and inference need nothing else: ``load_finetuned(dir)``.
