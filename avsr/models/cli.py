@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "source",
         metavar="ARCH|PATH",
         help="arch name (xlsr_300m, xlsr_1b, xlsr_2b, w2v2_base, w2v2_large, w2v2_large_lv60, "
-        "xlsr_53, mms_300m, mms_1b, tiny) or a checkpoint",
+        "xlsr_53, mms_300m, mms_1b, w2vbert_2, tiny) or a checkpoint",
     )
     info.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
@@ -62,7 +62,7 @@ def _counts(enc) -> dict[str, int]:  # noqa: ANN001 - XlsrEncoder, imported lazi
 
     fe = enc.frontend
     return {
-        "feature_extractor": n(fe.feature_extractor),
+        "feature_extractor": n(getattr(fe, "feature_extractor", None)),
         "frontend": n(fe),
         "encoder": n(enc.encoder),
         "mask_emb": enc.mask_emb.numel(),
@@ -71,8 +71,8 @@ def _counts(enc) -> dict[str, int]:  # noqa: ANN001 - XlsrEncoder, imported lazi
 
 
 def _info(args: argparse.Namespace) -> int:
-    import json
 
+    from avsr.models.w2vbert import W2VBERT_ARCHS, build_w2vbert
     from avsr.models.xlsr import ARCHS, DEFAULT_UNIT_LAYER, build_encoder, load_encoder
     from avsr.models.xlsr.config import equivalent_archs
 
@@ -80,13 +80,37 @@ def _info(args: argparse.Namespace) -> int:
     if src in ARCHS and not Path(src).exists():
         enc = build_encoder(src, device="meta")
         origin = "arch (meta device, no weights)"
+    elif src in W2VBERT_ARCHS and not Path(src).exists():
+        enc = build_w2vbert(src, device="meta")
+        origin = "arch (meta device, no weights)"
     else:
         enc = load_encoder(src)
         origin = str(src)
     cfg = enc.config
     counts = _counts(enc)
+    if getattr(enc, "family", "wav2vec2") == "w2vbert":
+        return _print_info(
+            args,
+            {
+                "source": origin,
+                "family": "w2vbert",
+                "arch": cfg.arch,
+                "layers": cfg.num_layers,
+                "model_dim": cfg.model_dim,
+                "ffn_dim": cfg.ffn_dim,
+                "heads": cfg.num_heads,
+                "feature_dim": cfg.feature_dim,
+                "front_end": f"fixed fbank: {cfg.n_mels} log-mel x {cfg.stack} stacked",
+                "conv_kernel": cfg.conv_kernel,
+                "relative_positions": f"[-{cfg.left_max_positions}, {cfg.right_max_positions}]",
+                "hop_samples": cfg.hop,
+                "unit_layer": max(1, round(cfg.num_layers * 3 / 4)),
+                "parameters": counts,
+            },
+        )
     info = {
         "source": origin,
+        "family": "wav2vec2",
         "arch": cfg.arch,
         "layers": cfg.num_layers,
         "model_dim": cfg.model_dim,
@@ -102,6 +126,13 @@ def _info(args: argparse.Namespace) -> int:
         "unit_layer": DEFAULT_UNIT_LAYER.get(cfg.arch, max(1, round(cfg.num_layers * 3 / 4))),
         "parameters": counts,
     }
+    return _print_info(args, info)
+
+
+def _print_info(args: argparse.Namespace, info: dict) -> int:  # type: ignore[type-arg]
+    import json
+
+    counts = info["parameters"]
     if args.json:
         print(json.dumps(info, indent=2))
         return 0

@@ -39,6 +39,10 @@ KIND = "encoder"
 
 def save_encoder(encoder: XlsrEncoder, path: str | Path) -> Path:
     """Write ``encoder`` as a project model dir (kind ``encoder``)."""
+    if getattr(encoder, "family", "wav2vec2") == "w2vbert":
+        from avsr.models.w2vbert.loading import save_w2vbert
+
+        return save_w2vbert(encoder, path)  # type: ignore[arg-type]
     return save_model_dir(
         path, encoder.state_dict(), {"encoder": encoder.config.to_dict()}, kind=KIND
     )
@@ -46,6 +50,10 @@ def save_encoder(encoder: XlsrEncoder, path: str | Path) -> Path:
 
 def _load_project(path: Path) -> XlsrEncoder:
     cfg = read_model_config(path)
+    if cfg.get("kind") == KIND and "w2vbert" in cfg:  # w2v-BERT 2.0 (avsr.models.w2vbert)
+        from avsr.models.w2vbert.loading import load_project_w2vbert
+
+        return load_project_w2vbert(path)  # type: ignore[return-value]
     if cfg.get("kind") != KIND or "encoder" not in cfg:
         raise UserError(f"{path}: a '{cfg.get('kind')}' model dir, not an encoder (kind '{KIND}')")
     state, _ = load_model_dir(path)
@@ -145,6 +153,10 @@ def _load_hf(path: Path) -> XlsrEncoder:
         hf = json.loads(cfg_file.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise UserError(f"{cfg_file}: not valid JSON: {exc}") from exc
+    if hf.get("model_type") == "wav2vec2-bert":  # w2v-BERT 2.0 (avsr.models.w2vbert)
+        from avsr.models.w2vbert.loading import load_hf_w2vbert
+
+        return load_hf_w2vbert(path, hf)  # type: ignore[return-value]
     config = config_from_hf(hf, str(cfg_file))
     state = _read_hf_weights(path)
     adapters = [k for k in state if keymaps.is_hf_adapter(k)]
