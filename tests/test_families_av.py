@@ -1,5 +1,7 @@
-"""The AV model builds and runs one training step with each wav2vec 2.0 family as its audio
-side (tiny HF models of each family, loaded through the project's loaders)."""
+"""The AV model builds and runs one training step with each encoder family as its audio
+side (tiny HF models of each family, loaded through the project's loaders): wav2vec 2.0
+post-LN (base / large), pre-LN (XLSR-53 / XLS-R / MMS) and w2v-BERT 2.0 (conformer on a
+fixed filterbank: video is fused after its learned feature projection)."""
 
 from __future__ import annotations
 
@@ -19,10 +21,19 @@ transformers = pytest.importorskip("transformers")
 FAMILIES = {
     "w2v2_base": dict(feat_extract_norm="group", do_stable_layer_norm=False, conv_bias=False),
     "xlsr_53_mms": dict(feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True),
+    "w2vbert": dict(model_type="wav2vec2-bert"),
 }
 
 
 def hf_dir(tmp_path: Path, options: dict[str, object]) -> Path:
+    if options.get("model_type") == "wav2vec2-bert":
+        bert = transformers.Wav2Vec2BertConfig(
+            hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+            conv_depthwise_kernel_size=5,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        transformers.Wav2Vec2BertModel(bert).save_pretrained(tmp_path / "hf")
+        return tmp_path / "hf"
     cfg = transformers.Wav2Vec2Config(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
         conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
@@ -51,8 +62,11 @@ def test_av_training_step_with_family(family: str, tmp_path: Path) -> None:
     cfg.masking.audio_prob = 0.5
     cfg.masking.audio_span = 2
     model = load_av_pretrain_model(hf_dir(tmp_path, FAMILIES[family]), cfg, num_units=5).train()
-    xcfg = model.encoder.xlsr.config
-    assert xcfg.norm_order == ("pre" if FAMILIES[family]["do_stable_layer_norm"] else "post")
+    if family == "w2vbert":
+        assert model.encoder.xlsr.family == "w2vbert"
+    else:
+        want = "pre" if FAMILIES[family]["do_stable_layer_norm"] else "post"
+        assert model.encoder.xlsr.config.norm_order == want
     before = {k: v.detach().clone() for k, v in model.named_parameters()}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     model.set_num_updates(0)
@@ -61,8 +75,33 @@ def test_av_training_step_with_family(family: str, tmp_path: Path) -> None:
     out.loss.backward()
     opt.step()
     changed = {k for k, v in model.named_parameters() if not torch.equal(v, before[k])}
-    # the audio encoder (CNN, blocks), the lip encoder and the fusion all learn
-    assert any(k.startswith("encoder.xlsr.frontend.feature_extractor") for k in changed)
+    # the audio encoder (front end, blocks), the lip encoder and the fusion all learn
+    learned_front = "proj" if family == "w2vbert" else "feature_extractor"
+    assert any(k.startswith(f"encoder.xlsr.frontend.{learned_front}") for k in changed)
     assert any(k.startswith("encoder.xlsr.encoder.layers.1") for k in changed)
     assert any(k.startswith("encoder.visual") for k in changed)
     assert any(k.startswith("encoder.fusion") for k in changed)
+
+
+def test_w2vbert_av_model_from_arch_saves_and_loads(tmp_path: Path) -> None:
+    from avsr.models.av.io import save_av_model
+    from avsr.models.av.model import AVPretrainModel, build_av_encoder
+
+    cfg = AVModelConfig(visual=VisualSection(stem_channels=4, widths=[4, 8, 8, 16]))
+    cfg.encoder.family = "w2vbert"
+    cfg.encoder.arch = "w2vbert_tiny"
+    torch.manual_seed(0)
+    model = AVPretrainModel(build_av_encoder(cfg), 5).eval()
+    assert model.encoder.xlsr.family == "w2vbert" and model.encoder.frame_rate == 50
+    save_av_model(model, tmp_path / "av")
+    again = load_av_pretrain_model(tmp_path / "av")
+    b = av_batch()
+    with torch.no_grad():
+        x = model.encoder(b.audio, b.audio_lens, b.video, b.video_lens)
+        y = again.encoder(b.audio, b.audio_lens, b.video, b.video_lens)
+    assert x.lens.tolist() == [enc_frames(int(n)) for n in b.audio_lens]
+    torch.testing.assert_close(x.feats, y.feats)
+
+
+def enc_frames(n: int) -> int:
+    return ((n - 400) // 160 + 1) // 2

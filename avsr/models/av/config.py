@@ -15,8 +15,11 @@ from typing import Any, Literal
 class EncoderSection:
     """The audio Transformer the AV model is built around."""
 
-    family: Literal["wav2vec2"] = "wav2vec2"
-    """Encoder family (only XLS-R / wav2vec 2.0 for now; a placeholder for others)."""
+    family: Literal["wav2vec2", "w2vbert"] = "wav2vec2"
+    """Encoder family: ``wav2vec2`` (XLS-R, wav2vec 2.0, XLSR-53, MMS: learnable CNN front
+    end) or ``w2vbert`` (w2v-BERT 2.0: fixed 80-mel x 2 filterbank, video fused after its
+    feature projection; archs ``w2vbert_2``, ``w2vbert_tiny``). Used when building from
+    ``arch``; a loaded checkpoint brings its own family (docs/encoders.md)."""
     arch: str = "tiny"
     """Shape used when no initial checkpoint is given (``avsr.models.xlsr`` archs:
     ``tiny``, ``xlsr_300m``, ``xlsr_1b``, ``xlsr_2b``)."""

@@ -70,13 +70,11 @@ def _with_overrides(xlsr: Any, overrides: dict[str, Any]) -> Any:
     """Rebuild ``xlsr`` with changed config fields (dropouts, grad scale), same weights."""
     if not overrides:
         return xlsr
-    from avsr.models.xlsr import XlsrEncoder
-
     try:
         config = dataclasses.replace(xlsr.config, **overrides)
     except TypeError as exc:
         raise UserError(f"model.encoder.overrides: {exc}") from exc
-    new = XlsrEncoder(config)
+    new = type(xlsr)(config)  # XlsrEncoder or W2vBertEncoder
     new.load_state_dict(xlsr.state_dict())
     return new
 
@@ -87,16 +85,23 @@ def _read_av_dir(
     from avsr.models.xlsr import EncoderConfig, XlsrEncoder
 
     state, meta = load_model_dir(path)
+    if isinstance(meta.get("encoder"), dict) and meta["encoder"].get("family") == "w2vbert":
+        from avsr.models.w2vbert import W2vBertConfig, W2vBertEncoder
+
+        enc_cls: Any = W2vBertEncoder
+        enc_cfg_cls: Any = W2vBertConfig
+    else:
+        enc_cls, enc_cfg_cls = XlsrEncoder, EncoderConfig
     try:
         saved_cfg = av_config_from_dict(meta["av"])
-        enc_cfg = EncoderConfig.from_dict(meta["encoder"])
+        enc_cfg = enc_cfg_cls.from_dict(meta["encoder"])
     except (KeyError, ConfigError, ValueError) as exc:
         raise UserError(f"{path}/config.yaml: not a valid AV model config: {exc}") from exc
     cfg = config if config is not None else saved_cfg
     if cfg.encoder.overrides:
         enc_cfg = dataclasses.replace(enc_cfg, **cfg.encoder.overrides)
     with torch.device("meta"):
-        xlsr = XlsrEncoder(enc_cfg)
+        xlsr = enc_cls(enc_cfg)
     return cfg, xlsr, state, meta
 
 

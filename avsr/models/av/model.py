@@ -402,6 +402,10 @@ class AVPretrainModel(nn.Module):
 
 def build_av_encoder(cfg: AVModelConfig, xlsr: XlsrEncoder | None = None) -> AVEncoder:
     """An AVEncoder around ``xlsr`` (or a fresh encoder of ``cfg.encoder.arch``)."""
+    if xlsr is None and cfg.encoder.family == "w2vbert":
+        from avsr.models.w2vbert import build_w2vbert, w2vbert_arch_config
+
+        xlsr = build_w2vbert(w2vbert_arch_config(cfg.encoder.arch, **cfg.encoder.overrides))  # type: ignore[assignment]
     if xlsr is None:
         from avsr.models.xlsr.config import arch_config
         from avsr.models.xlsr.model import build_encoder

@@ -66,9 +66,19 @@ class W2vBertFbank(nn.Module):
         self.n_mels = n_mels
         self.stack = stack
         self.preemphasis = preemphasis
-        self.register_buffer("filters", kaldi_mel_filters(n_mels), persistent=False)
-        window = torch.hann_window(WIN, periodic=False, dtype=torch.float64).pow(0.85)
-        self.register_buffer("window", window, persistent=False)
+        # constants, built on first use on the input's device (not buffers: a model built on
+        # the meta device and loaded with ``assign=True`` still has real filters)
+        self._consts: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    def constants(self, device: torch.device) -> tuple[Tensor, Tensor]:
+        """(mel filters (257, n_mels), Povey window (400,)), float64 on ``device``."""
+        if device not in self._consts:
+            window = torch.hann_window(WIN, periodic=False, dtype=torch.float64).pow(0.85)
+            self._consts[device] = (
+                kaldi_mel_filters(self.n_mels).to(device),
+                window.to(device),
+            )
+        return self._consts[device]
 
     @property
     def feature_dim(self) -> int:
@@ -83,8 +93,9 @@ class W2vBertFbank(nn.Module):
         frames = frames - frames.mean(dim=1, keepdim=True)
         p = self.preemphasis
         frames = torch.cat([frames[:, :1] * (1.0 - p), frames[:, 1:] - p * frames[:, :-1]], dim=1)
-        spec = torch.fft.rfft(frames * self.window.to(frames.device), n=N_FFT).abs().pow(2)
-        mel = spec @ self.filters.to(spec.device)
+        filters, window = self.constants(frames.device)
+        spec = torch.fft.rfft(frames * window, n=N_FFT).abs().pow(2)
+        mel = spec @ filters
         return torch.log(mel.clamp_min(MEL_FLOOR))
 
     def forward(self, wav: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:

@@ -109,10 +109,6 @@ def assemble(
             f"unexpected {unexpected[:5]}, shape mismatch {bad[:5]}"
         )
     model.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
-    # buffers (filters, window) were created on the meta device: rebuild the fixed front end
-    from avsr.models.w2vbert.fbank import W2vBertFbank
-
-    model.frontend.fbank = W2vBertFbank(config.n_mels, config.stack)
     return model.eval()
 
 
