@@ -44,6 +44,7 @@ class DemoConfig:
     unit_layer: int | None = None
     pretrain_updates: int = 300
     finetune_updates: int = 300
+    max_frames_per_batch: int = 200
     finetune_noise_prob: float = 0.5
     finetune_snr_min: float = -5.0
     finetune_snr_max: float = 5.0
@@ -99,7 +100,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
             avsr_command("kmeans", "fit", "--feats", f0, "--out", k0, "--k", cfg.stage0_k, "--sample-share", "1.0", "--seed", cfg.seed),
             avsr_command("kmeans", "apply", "--model", k0, "--feats", f0, "--out", l0, "--data", data),
             avsr_command("pretrain", "--stage0", "--config", CONFIGS / "stage0_tiny.yaml", "--data", data, "--labels", l0, "--out", stage0 / "run",
-                         "--set", f"train.max_updates={cfg.stage0_updates}", "--set", f"train.seed={cfg.seed}"),
+                         "--set", f"train.max_updates={cfg.stage0_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}"),
         ]
 
     def units_cmds() -> list[list[str]]:
@@ -112,18 +113,18 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
 
     def pretrain_cmds() -> list[list[str]]:
         return [avsr_command("pretrain", "--config", CONFIGS / "pretrain_tiny.yaml", "--data", data, "--labels", units, "--init", enc_path, "--out", pre,
-                             "--set", f"train.max_updates={cfg.pretrain_updates}", "--set", f"train.seed={cfg.seed}",
+                             "--set", f"train.max_updates={cfg.pretrain_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
                              "--set", f"data.noise_dir={noise}")]
 
     def finetune_cmd(modality: str, run: Path) -> list[list[str]]:
         return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", data, "--init", pre / "model", "--out", run,
-                             "--config", CONFIGS / "finetune_tiny_ctc.yaml", "--set", f"train.max_updates={cfg.finetune_updates}", "--set", f"train.seed={cfg.seed}",
+                             "--config", CONFIGS / "finetune_tiny_ctc.yaml", "--set", f"train.max_updates={cfg.finetune_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
                              "--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg.finetune_noise_prob}",
                              "--set", f"data.noise_snr_range=[{cfg.finetune_snr_min}, {cfg.finetune_snr_max}]")]
 
     def avst_cmds() -> list[list[str]]:
         return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", data, "--pair", cfg.avst_pair, "--init", pre / "model",
-                             "--out", ft_st, "--config", CONFIGS / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={cfg.avst_updates}", "--set", f"train.seed={cfg.seed}")]
+                             "--out", ft_st, "--config", CONFIGS / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={cfg.avst_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}")]
 
     def eval_cmds() -> list[list[str]]:
         extra = ["--max-clips", str(cfg.eval_max_clips)] if cfg.eval_max_clips else []
