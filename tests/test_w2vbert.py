@@ -117,3 +117,34 @@ def test_model_info_w2vbert_dir(
     assert main(["model", "info", str(hf_model[1]), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["family"] == "w2vbert" and info["layers"] == 2 and info["feature_dim"] == 160
+
+
+def test_finetuned_ctc_model_with_w2vbert_saves_and_loads(tmp_path: Path) -> None:
+    from avsr.data.batch import AVBatch
+    from avsr.models.av import AVModelConfig, build_av_encoder
+    from avsr.models.finetuned import (
+        FinetunedConfig,
+        FinetunedModel,
+        load_finetuned,
+        save_finetuned,
+    )
+    from avsr.models.w2vbert import build_w2vbert
+    from avsr.text import train_tokenizer
+
+    torch.manual_seed(0)
+    enc = build_av_encoder(AVModelConfig(modalities=["audio"]), build_w2vbert("w2vbert_tiny"))  # type: ignore[arg-type]
+    tok = train_tokenizer(["bin blue at f two now", "lay red by g nine again"])
+    model = FinetunedModel(enc, tok, FinetunedConfig(head="ctc", modality="a"))
+    _, wav, lens = waves()
+    batch = AVBatch(ids=["a", "b", "c"], indices=torch.arange(3), audio=wav, audio_lens=lens,
+                    video=None, video_lens=lens // 640, texts=["bin blue", "lay red", "at f"])  # fmt: skip
+    loss, n, _ = model.train().compute_loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss) and n > 0
+    assert model.encoder.xlsr.frontend.proj.weight.grad is not None
+    save_finetuned(model.eval(), tmp_path / "ft")
+    again = load_finetuned(tmp_path / "ft")
+    with torch.no_grad():
+        a = model.encode(batch, modality="a").feats
+        b = again.encode(batch, modality="a").feats
+    torch.testing.assert_close(a, b)

@@ -282,11 +282,18 @@ def build_encoder_from_config(encoder_config: dict[str, Any], *, where: str = ""
     from avsr.models.av import AVEncoder, AVModelConfig
     from avsr.models.xlsr import EncoderConfig, XlsrEncoder
 
+    enc_cls: Any = XlsrEncoder
+    enc_cfg_cls: Any = EncoderConfig
+    saved = encoder_config.get("encoder")
+    if isinstance(saved, dict) and saved.get("family") == "w2vbert":  # avsr.models.w2vbert
+        from avsr.models.w2vbert import W2vBertConfig, W2vBertEncoder
+
+        enc_cls, enc_cfg_cls = W2vBertEncoder, W2vBertConfig
     try:
         av_cfg = from_dict(AVModelConfig, encoder_config["av"])
-        enc_cfg = EncoderConfig.from_dict(encoder_config["encoder"])
+        enc_cfg = enc_cfg_cls.from_dict(encoder_config["encoder"])
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{where}/config.yaml: bad 'encoder' section: {exc}") from exc
     with torch.device("meta"):
-        xlsr = XlsrEncoder(enc_cfg)
+        xlsr = enc_cls(enc_cfg)
     return AVEncoder(av_cfg, xlsr)
