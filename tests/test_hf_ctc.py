@@ -137,3 +137,14 @@ def test_import_hf_cli_large_960h_style(tmp_path: Path) -> None:
     ]
     ours_text = model.decode(b, modality="a")
     assert any(ours_text) and ours_text == theirs_text
+
+
+def test_export_refuses_w2vbert(tmp_path: Path) -> None:
+    from avsr.errors import UserError
+    from avsr.models.hf_ctc import export_hf_ctc
+    from avsr.models.w2vbert import build_w2vbert
+
+    enc = build_av_encoder(AVModelConfig(modalities=["audio"]), build_w2vbert("w2vbert_tiny"))  # type: ignore[arg-type]
+    model = FinetunedModel(enc, train_tokenizer(TEXTS), FinetunedConfig(head="ctc", modality="a"))
+    with pytest.raises(UserError, match="w2vbert"):
+        export_hf_ctc(model, tmp_path / "hf")

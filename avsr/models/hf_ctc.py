@@ -126,6 +126,11 @@ def export_hf_ctc(model: Any, out: str | Path) -> Path:
             "HF export: only an audio-only encoder (model.modalities [audio], CNN front end) has a "
             "Wav2Vec2ForCTC equivalent"
         )
+    family = getattr(enc.xlsr, "family", "wav2vec2")
+    if family != "wav2vec2":
+        raise UserError(
+            f"HF export: a {family} encoder has no Wav2Vec2ForCTC equivalent (wav2vec2 family only)"
+        )
     tok = model.tokenizer
     state: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
