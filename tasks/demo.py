@@ -36,6 +36,7 @@ class DemoConfig:
 
     corpus_size: Literal["tiny", "small"] = "small"
     corpus_hours: float | None = None
+    langs: list[str] | None = None
     seed: int = 0
     workers: int = 2
     stage0_k: int = 50
@@ -91,6 +92,8 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         cmd = avsr_command("corpus", "build", "--size", cfg.corpus_size, "--seed", cfg.seed, "--out", corpus, "--workers", cfg.workers)
         if cfg.corpus_hours is not None:
             cmd += ["--hours", str(cfg.corpus_hours)]
+        if cfg.langs:
+            cmd += ["--langs", *cfg.langs]
         return [cmd]
 
     def stage0_cmds() -> list[list[str]]:
