@@ -46,6 +46,8 @@ class DemoConfig:
     pretrain_updates: int = 300
     finetune_updates: int = 300
     max_frames_per_batch: int = 200
+    finetune_vocab_size: int | None = None
+    finetune_lr: float | None = None
     finetune_noise_prob: float = 0.5
     finetune_snr_min: float = -5.0
     finetune_snr_max: float = 5.0
@@ -123,7 +125,15 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", data, "--init", pre / "model", "--out", run,
                              "--config", CONFIGS / "finetune_tiny_ctc.yaml", "--set", f"train.max_updates={cfg.finetune_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
                              "--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg.finetune_noise_prob}",
-                             "--set", f"data.noise_snr_range=[{cfg.finetune_snr_min}, {cfg.finetune_snr_max}]")]
+                             "--set", f"data.noise_snr_range=[{cfg.finetune_snr_min}, {cfg.finetune_snr_max}]", *finetune_extra())]
+
+    def finetune_extra() -> list[str]:
+        extra = []
+        if cfg.finetune_vocab_size is not None:
+            extra += ["--set", f"tokenizer.vocab_size={cfg.finetune_vocab_size}"]
+        if cfg.finetune_lr is not None:
+            extra += ["--set", f"optim.lr={cfg.finetune_lr}"]
+        return extra
 
     def avst_cmds() -> list[list[str]]:
         return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", data, "--pair", cfg.avst_pair, "--init", pre / "model",

@@ -1,0 +1,31 @@
+"""The demo's stage plan: order, the --encoder skip, and config fields reaching the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avsr.config import load_config
+from tasks.demo import DemoConfig, build_stages
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_stage_plan_and_overrides(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune_lr=0.003", "langs=[en, fr]"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
+    assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate"]
+    assert stages["stage0"].skip_reason is None
+    corpus = stages["corpus"].commands()[0]
+    assert corpus[corpus.index("--langs") + 1 :][:2] == ["en", "fr"]
+    ft = " ".join(stages["finetune_a"].commands()[0])
+    assert "--modality a" in ft and "optim.lr=0.003" in ft and f"tokenizer.vocab_size={cfg.finetune_vocab_size}" in ft
+    assert f"data.noise_dir={tmp_path / 'corpus' / 'noise'}" in ft
+    assert "--modality av" in " ".join(stages["finetune_av"].commands()[0])
+
+
+def test_encoder_skips_stage0(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml")
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/xlsr2_300m.pt")}
+    assert stages["stage0"].skip_reason and "xlsr2_300m.pt" in stages["stage0"].skip_reason
+    pre = " ".join(stages["pretrain"].commands()[0])
+    assert "--init /models/xlsr2_300m.pt" in pre and "optim.lr" not in " ".join(stages["finetune_a"].commands()[0])
