@@ -229,12 +229,8 @@ def run(
     summary: dict[str, Any] = {"updates": result.updates, "nan_skips": result.nan_skips}
     if result.losses:
         summary["last_loss"] = result.losses[max(result.losses)]
-    if trainer._fsdp:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
-
-        full = get_model_state_dict(
-            model, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
-        )
+    if trainer.is_fsdp:
+        full = trainer.model_state_dict()  # collective: every rank gathers
         if dist.is_main:
             from avsr.checkpoint import save_model_dir
 
