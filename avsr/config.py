@@ -161,6 +161,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
+def _section_type(tp: Any) -> Any:
+    """``Section | None`` -> ``Section`` (an optional section can be set key by key)."""
+    if get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1 and (dataclasses.is_dataclass(args[0]) or get_origin(args[0]) is dict):
+            return args[0]
+    return tp
+
+
 def apply_overrides(cls: type, data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply dotted overrides to ``data`` (a dict for ``cls``), validating key paths."""
     for text in overrides:
@@ -168,6 +177,14 @@ def apply_overrides(cls: type, data: dict[str, Any], overrides: Sequence[str]) -
         node = data
         tp: Any = cls
         for i, part in enumerate(path):
+            tp = _section_type(tp)
+            if get_origin(tp) is dict:  # free-form mapping (e.g. encoder overrides): any key
+                for key in path[i:-1]:
+                    child = node.get(key)
+                    node[key] = child if isinstance(child, dict) else {}
+                    node = node[key]
+                node[path[-1]] = value
+                break
             fields = {f.name: f for f in dataclasses.fields(tp)} if dataclasses.is_dataclass(tp) else None
             if fields is None or part not in fields:
                 valid = ", ".join(sorted(fields)) if fields else "(none: not a section)"

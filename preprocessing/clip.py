@@ -24,7 +24,7 @@ class PreprocessConfig:
     min_frames: int = 3  # skip clips shorter than this (output frames)
     keep_video_only: bool = False  # keep clips without audio (video ROI only)
     landmark_stride: int = (
-        1  # run the landmark source on every n-th output frame (others interpolated)
+        2  # run the landmark source on every n-th output frame (others interpolated, then smoothed)
     )
     detect_max_side: int = 640  # frames are downscaled to this longer side for face mesh
     store_max_side: int = 1920  # frames kept for cropping are downscaled to this longer side

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from avsr.data.config import DataConfig
-from avsr.models.av.config import AVModelConfig
+from avsr.models.av.config import AVModelConfig, MaskingSection
 from avsr.models.heads.ctc import CTCHeadConfig
 from avsr.models.heads.decoder import DecoderConfig
 from avsr.train.config import OptimConfig, TrainConfig
@@ -25,8 +25,13 @@ class HeadSection:
     normalize: Literal["asr", "st", "none"] | None = None
     """Target normalisation (None: asr for avsr, st for avst; see :mod:`avsr.text.normalize`)."""
     apply_mask: bool = False
-    """Span-mask the encoder input while fine-tuning (masking probabilities from ``av.masking``
-    for a fresh front end, else the pretrained model's)."""
+    """Span-mask the encoder input while fine-tuning (wav2vec 2.0 / AV-HuBERT fine-tuning
+    style): probabilities from ``masking`` when given, else the pretrained model's."""
+    masking: MaskingSection | None = None
+    """Fine-tuning span masks (lighter than pretraining's); None: the encoder's own."""
+    encoder_overrides: dict[str, Any] = field(default_factory=dict)
+    """Audio-encoder config fields changed for fine-tuning, e.g. ``{dropout: 0.1,
+    attn_dropout: 0.1, layer_drop: 0.05}`` (regularisation on small data)."""
     modality_dropout: float | None = None
     """Modality-dropout probability while fine-tuning with ``--modality av`` (None: the
     encoder's own setting, AV-HuBERT 0.5)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -93,7 +94,11 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
 
     if not init.exists():
         raise UserError(f"--init {init}: not found")
-    encoder = load_av_encoder(init, None if is_av_dir(init) else cfg.av)
+    encoder = load_av_encoder(
+        init, None if is_av_dir(init) else cfg.av, encoder_overrides=cfg.model.encoder_overrides
+    )
+    if cfg.model.masking is not None:
+        encoder.cfg.masking = dataclasses.replace(cfg.model.masking)
     if cfg.model.modality_dropout is not None:
         encoder.cfg.modality_dropout.p = float(cfg.model.modality_dropout)
     if cfg.modality in ("av", "v") and encoder.visual is None:

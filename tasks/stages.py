@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,57 +27,114 @@ log = get_logger(__name__)
 
 @dataclass(kw_only=True)
 class Stage:
-    """One step: a name, a title for the progress line, and its ``avsr`` commands."""
+    """One step: a name, a title for the progress line, and its ``avsr`` commands.
+
+    Consecutive stages with the same ``group`` run at the same time, each with an equal
+    share of the CPU threads (``OMP_NUM_THREADS``): two 1-thread trainings of small models
+    on 2 cores get more done than one 2-thread training after the other.
+    """
 
     name: str
     title: str
     commands: Callable[[], Sequence[Sequence[str]]]
     skip_reason: str | None = None
     outputs: Sequence[Path] = field(default_factory=tuple)
+    group: str | None = None
 
 
 def avsr_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "avsr.cli", *[str(a) for a in args]]
 
 
+def _batches(stages: Sequence[Stage]) -> list[list[tuple[int, Stage]]]:
+    """Stages (1-based index) in runs: consecutive stages of one group together."""
+    out: list[list[tuple[int, Stage]]] = []
+    for i, stage in enumerate(stages, start=1):
+        if out and stage.group is not None and out[-1][-1][1].group == stage.group:
+            out[-1].append((i, stage))
+        else:
+            out.append([(i, stage)])
+    return out
+
+
+def _threads_each(n: int) -> int:
+    return max(1, (os.cpu_count() or 1) // n)
+
+
+def _run_one(stage: Stage, head: str, log_dir: Path, threads: int | None) -> tuple[float, list[list[str]]]:
+    """Run a stage's commands in order, output to its log; raise UserError on failure."""
+    t0 = time.perf_counter()
+    cmds = [list(c) for c in stage.commands()]
+    log_path = log_dir / f"{stage.name}.log"
+    env = dict(os.environ, AVSR_NO_PROGRESS=os.environ.get("AVSR_NO_PROGRESS", "1"))
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with open(log_path, "w", encoding="utf-8") as logf:
+        for cmd in cmds:
+            logf.write("$ " + shlex.join(cmd) + "\n")
+            logf.flush()
+            res = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
+            if res.returncode != 0:
+                tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
+                raise UserError(
+                    f"stage '{stage.name}' failed (exit {res.returncode}) running: {shlex.join(cmd)}\n"
+                    f"log: {log_path}\n" + "\n".join(tail)
+                )
+    return time.perf_counter() - t0, cmds
+
+
 def run_stages(stages: Sequence[Stage], out: Path, *, log_dir: Path | None = None) -> dict[str, float]:
-    """Run stages in order, skipping finished ones; return seconds per stage."""
+    """Run stages in order (a group's stages side by side), skipping finished ones; return
+    seconds per stage (stages of a group overlap; ``timings.json`` adds the wall total)."""
     done_dir = out / ".stages"
     done_dir.mkdir(parents=True, exist_ok=True)
     log_dir = log_dir or out / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    wall = 0.0
     n = len(stages)
-    for i, stage in enumerate(stages, start=1):
-        marker = done_dir / f"{stage.name}.json"
-        head = f"[{i}/{n}] {stage.title}"
-        if stage.skip_reason:
-            print(f"{head}: skipped ({stage.skip_reason})", flush=True)
+    for batch in _batches(stages):
+        todo: list[tuple[str, Stage]] = []
+        for i, stage in batch:
+            marker = done_dir / f"{stage.name}.json"
+            head = f"[{i}/{n}] {stage.title}"
+            if stage.skip_reason:
+                print(f"{head}: skipped ({stage.skip_reason})", flush=True)
+            elif marker.is_file():
+                prev = json.loads(marker.read_text())
+                timings[stage.name] = float(prev.get("seconds", 0.0))
+                wall += float(prev.get("wall_seconds", prev.get("seconds", 0.0)))
+                print(f"{head}: done earlier ({prev.get('seconds', 0):.0f} s), skipping", flush=True)
+            else:
+                todo.append((head, stage))
+        if not todo:
             continue
-        if marker.is_file():
-            prev = json.loads(marker.read_text())
-            timings[stage.name] = float(prev.get("seconds", 0.0))
-            print(f"{head}: done earlier ({prev.get('seconds', 0):.0f} s), skipping", flush=True)
-            continue
-        print(f"{head} ...", flush=True)
+        threads = _threads_each(len(todo)) if len(todo) > 1 else None
+        for head, _ in todo:
+            print(f"{head} ..." + (f" (side by side, {threads} thread(s) each)" if threads else ""), flush=True)
         t0 = time.perf_counter()
-        cmds = [list(c) for c in stage.commands()]
-        log_path = log_dir / f"{stage.name}.log"
-        with open(log_path, "w", encoding="utf-8") as logf:
-            for cmd in cmds:
-                logf.write("$ " + shlex.join(cmd) + "\n")
-                logf.flush()
-                env = dict(os.environ, AVSR_NO_PROGRESS=os.environ.get("AVSR_NO_PROGRESS", "1"))
-                res = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
-                if res.returncode != 0:
-                    tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
-                    raise UserError(
-                        f"stage '{stage.name}' failed (exit {res.returncode}) running: {shlex.join(cmd)}\n"
-                        f"log: {log_path}\n" + "\n".join(tail)
-                    )
-        secs = time.perf_counter() - t0
-        timings[stage.name] = secs
-        atomic_write_json(marker, {"stage": stage.name, "seconds": secs, "commands": [shlex.join(c) for c in cmds], "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
-        print(f"{head}: done in {secs:.0f} s", flush=True)
-    atomic_write_json(out / "timings.json", timings)
+        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
+            futures = [(head, stage, pool.submit(_run_one, stage, head, log_dir, threads)) for head, stage in todo]
+            errors: list[BaseException] = []
+            finished: list[tuple[str, Stage, float, list[list[str]]]] = []
+            for head, stage, fut in futures:
+                try:
+                    secs, cmds = fut.result()
+                except BaseException as exc:  # noqa: BLE001 - let the others finish, then raise
+                    errors.append(exc)
+                    continue
+                finished.append((head, stage, secs, cmds))
+        share = (time.perf_counter() - t0) / len(todo)  # each stage's part of the wall time
+        for head, stage, secs, cmds in finished:
+            timings[stage.name] = secs
+            atomic_write_json(done_dir / f"{stage.name}.json", {
+                "stage": stage.name, "seconds": secs, "wall_seconds": share,
+                "commands": [shlex.join(c) for c in cmds],
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            })
+            print(f"{head}: done in {secs:.0f} s", flush=True)
+        if errors:
+            raise errors[0]
+        wall += share * len(todo)
+    atomic_write_json(out / "timings.json", {**timings, "total_wall": wall})
     return timings

@@ -303,14 +303,18 @@ def test_read_input_variants(tmp_path: Path) -> None:
 
 
 def test_landmark_stride(result: dict, tmp_path: Path) -> None:
-    """Face mesh on every 2nd frame: the rest interpolated; the ROI barely changes."""
+    """Default: face mesh on every 2nd frame, the rest interpolated; the ROI barely differs
+    from face mesh on every frame (stride 1)."""
     out = result["out"]
     clip = next(c for c in result["clips"] if c.id == "good2997")
     ref, _ = read_gray_video(out / "video" / "good2997.mp4")
-    run([clip], tmp_path, PreprocessConfig(landmark_stride=2), show_progress=False)
+    default = next(json.loads(line) for line in (out / "report.jsonl").read_text().splitlines()
+                   if json.loads(line)["id"] == "good2997")
+    assert default["landmark_frames"] == (default["n_video_frames"] + 1) // 2
+    run([clip], tmp_path, PreprocessConfig(landmark_stride=1), show_progress=False)
     rec = json.loads((tmp_path / "report.jsonl").read_text())
     n = rec["n_video_frames"]
-    assert rec["status"] == "ok" and rec["landmark_frames"] == (n + 1) // 2
+    assert rec["status"] == "ok" and rec["landmark_frames"] == n == default["n_video_frames"]
     assert rec["face_share"] == 1.0 and rec["interpolated_frames"] == 0
     got, _ = read_gray_video(tmp_path / "video" / "good2997.mp4")
     assert got.shape == ref.shape

@@ -41,7 +41,7 @@ from avsr.noise import stable_hash
 log = get_logger(__name__)
 
 FORMAT_VERSION = 1
-GENERATOR_VERSION = 2  # bump when the same settings would give different files
+GENERATOR_VERSION = 3  # bump when the same settings would give different files
 CLIPS_HEADER = ("id", "video", "audio", "split", "lang", "speaker", "text", "translation")
 MEAN_CLIP_SECONDS = 2.3  # measured mean utterance length (for --hours -> clip counts)
 SIZES_PX = ((640, 480), (480, 360))
@@ -68,7 +68,7 @@ class SizeSpec:
 
 SIZES: dict[str, SizeSpec] = {
     "tiny": SizeSpec((1, 1, 1), (4, 2, 2), None, 1),
-    "small": SizeSpec((6, 1, 1), None, 0.58, 3),
+    "small": SizeSpec((12, 2, 2), None, 0.58, 3),
 }
 
 

@@ -99,7 +99,10 @@ def _read_av_dir(
         raise UserError(f"{path}/config.yaml: not a valid AV model config: {exc}") from exc
     cfg = config if config is not None else saved_cfg
     if cfg.encoder.overrides:
-        enc_cfg = dataclasses.replace(enc_cfg, **cfg.encoder.overrides)
+        try:
+            enc_cfg = dataclasses.replace(enc_cfg, **cfg.encoder.overrides)
+        except TypeError as exc:
+            raise UserError(f"encoder overrides {cfg.encoder.overrides}: {exc}") from exc
     with torch.device("meta"):
         xlsr = enc_cls(enc_cfg)
     return cfg, xlsr, state, meta
@@ -119,14 +122,28 @@ def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], where:
     module.load_state_dict(state, assign=True)
 
 
-def load_av_encoder(path: str | Path, config: AVModelConfig | None = None) -> AVEncoder:
+def load_av_encoder(
+    path: str | Path,
+    config: AVModelConfig | None = None,
+    *,
+    encoder_overrides: dict[str, Any] | None = None,
+) -> AVEncoder:
     """An AVEncoder from an AV dir, or around any XLS-R encoder path (fresh lip encoder).
 
     ``config`` (optional) replaces the saved AV config (its architecture fields must fit
     the saved weights); for a plain encoder path it defaults to ``AVModelConfig()``.
+    ``encoder_overrides`` (e.g. ``{"dropout": 0.1}``) change non-architectural fields of
+    the audio encoder's config on top of ``config.encoder.overrides``.
     Returned in eval mode on the CPU.
     """
     path = Path(path)
+    if encoder_overrides:
+        if config is None and is_av_dir(path):
+            config = av_config_from_dict(read_model_config(path)["av"])
+        config = dataclasses.replace(config) if config is not None else AVModelConfig()
+        config.encoder = dataclasses.replace(
+            config.encoder, overrides={**config.encoder.overrides, **encoder_overrides}
+        )
     if is_av_dir(path):
         cfg, xlsr, state, _ = _read_av_dir(path, config)
         enc = AVEncoder(cfg, xlsr)  # xlsr on meta; the small AV parts on the CPU
