@@ -33,6 +33,12 @@ class DataConfig:
     hflip_prob: float = 0.5
     modalities: Literal["av", "a", "v"] = "av"
     """Which media to decode; the other modality's tensor in the batch is None."""
+    speed_perturb: tuple[float, float] | None = None
+    """Training only: play each clip at a speed drawn uniformly from this range (e.g.
+    ``[0.85, 1.15]``), audio resampled (pitch and formants move, as for another speaker),
+    video and units following (:mod:`avsr.data.speed`). None: off. Batching budgets use
+    the unperturbed lengths, so a batch can exceed ``max_frames_per_batch`` by up to
+    ``1 / min`` times."""
     noise_dir: str | None = None
     """MUSAN-layout folder; None disables noise augmentation."""
     noise_split: str | None = "train"

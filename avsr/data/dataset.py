@@ -32,6 +32,7 @@ from avsr.data.media import (
     read_audio,
     read_video_gray,
 )
+from avsr.data.speed import resample_audio, resample_frames
 from avsr.errors import UserError
 from avsr.io import ManifestError, ManifestRow, read_manifest
 from avsr.logging_utils import get_logger
@@ -110,6 +111,10 @@ class AVDataset(torch.utils.data.Dataset):
             )
         if not 0.0 <= cfg.hflip_prob <= 1.0 or not 0.0 <= cfg.noise_prob <= 1.0:
             raise UserError("data config: hflip_prob and noise_prob must be within [0, 1]")
+        if cfg.speed_perturb is not None:
+            lo, hi = cfg.speed_perturb
+            if not 0.0 < lo <= hi:
+                raise UserError(f"data config: speed_perturb {list(cfg.speed_perturb)} must be [min, max] with 0 < min <= max")
         if units is not None:
             self._check_units(units, manifest)
 
@@ -195,6 +200,16 @@ class AVDataset(torch.utils.data.Dataset):
         if self.units is not None:
             # counts off by more than 2 frames were reported once when the labels were read
             units = fit_units(self.units[index], cnn_frames(n_audio), tolerance=10**9)
+        if self.train and cfg.speed_perturb is not None:
+            factor = float(rng.uniform(*cfg.speed_perturb))
+            if audio is not None:
+                audio = resample_audio(audio, factor)
+            if video is not None:
+                video = resample_frames(video, factor)
+            n_audio = audio.shape[0] if audio is not None else max(1, round(n_audio / factor))
+            n_video = video.shape[0] if video is not None else max(1, round(n_video / factor))
+            if units is not None:
+                units = fit_units(resample_frames(units, factor), cnn_frames(n_audio), tolerance=10**9)
 
         total = self._frames(n_video, n_audio)
         if self.crop_frames is not None and total > self.crop_frames:
