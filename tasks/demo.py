@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -45,12 +45,20 @@ class DemoConfig:
     unit_layer: int | None = None
     pretrain_updates: int = 300
     finetune_updates: int = 300
+    """Updates of the AV fine-tuning (and of the A one unless ``finetune_a_updates``)."""
+    finetune_a_updates: int | None = None
+    """Updates of the audio-only fine-tuning. It runs beside the AV one and costs about half
+    as much per update (no lip encoder), so it can take more in the same wall time."""
     max_frames_per_batch: int = 200
     finetune_vocab_size: int | None = None
     finetune_lr: float | None = None
     finetune_noise_prob: float = 0.5
     finetune_snr_min: float = -5.0
     finetune_snr_max: float = 5.0
+    finetune_speed_perturb: list[float] | None = None
+    """[min, max] speed factor for fine-tuning (``data.speed_perturb``); None: off."""
+    finetune_overrides: list[str] = field(default_factory=list)
+    """More ``--set`` overrides for both CTC fine-tunings, e.g. ``[model.apply_mask=true]``."""
     avst_pair: str = "es-en"
     avst_updates: int = 300
     eval_snrs: str = "clean,-5,0,5"
@@ -122,8 +130,9 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
                              "--set", f"data.noise_dir={noise}")]
 
     def finetune_cmd(modality: str, run: Path) -> list[list[str]]:
+        updates = cfg.finetune_a_updates if modality == "a" and cfg.finetune_a_updates else cfg.finetune_updates
         return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", data, "--init", pre / "model", "--out", run,
-                             "--config", CONFIGS / "finetune_tiny_ctc.yaml", "--set", f"train.max_updates={cfg.finetune_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
+                             "--config", CONFIGS / "finetune_tiny_ctc.yaml", "--set", f"train.max_updates={updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
                              "--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg.finetune_noise_prob}",
                              "--set", f"data.noise_snr_range=[{cfg.finetune_snr_min}, {cfg.finetune_snr_max}]", *finetune_extra())]
 
@@ -133,6 +142,11 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
             extra += ["--set", f"tokenizer.vocab_size={cfg.finetune_vocab_size}"]
         if cfg.finetune_lr is not None:
             extra += ["--set", f"optim.lr={cfg.finetune_lr}"]
+        if cfg.finetune_speed_perturb is not None:
+            lo, hi = cfg.finetune_speed_perturb
+            extra += ["--set", f"data.speed_perturb=[{lo}, {hi}]"]
+        for o in cfg.finetune_overrides:
+            extra += ["--set", o]
         return extra
 
     def avst_cmds() -> list[list[str]]:

@@ -276,3 +276,14 @@ def test_unit_count_mismatch_warns_once_and_is_fitted(
         s = ds[0]
     assert s.units is not None and len(s.units) == cnn_frames(s.n_audio)
     assert sum("off by more than 2" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_noise_starts_at_the_configured_epoch(data: Path) -> None:
+    noisy = DataConfig(noise_dir=str(data.parent / "noise"), noise_prob=1.0, noise_start_epoch=2, max_crop_seconds=None)
+    clean = DataConfig(max_crop_seconds=None, hflip_prob=0.0)
+    ds = AVDataset(data, dataclasses.replace(noisy, hflip_prob=0.0), train=True)
+    ref = AVDataset(data, clean, train=True)
+    for epoch in (0, 1):  # clean warm-up: exactly the clean audio
+        assert np.array_equal(ds[(0, epoch)].audio, ref[(0, epoch)].audio)
+    for epoch in (2, 3):
+        assert not np.allclose(ds[(0, epoch)].audio, ref[(0, epoch)].audio)

@@ -44,6 +44,10 @@ class DataConfig:
     noise_split: str | None = "train"
     """Use ``{category}/{noise_split}.tsv`` lists when present."""
     noise_prob: float = 0.25
+    noise_start_epoch: int = 0
+    """Training only: no noise augmentation before this epoch (a clean warm-up; measured on
+    the embedded corpus: CTC fine-tuning from a small encoder with noise from the first
+    update stalled at 100% WER for 1000 updates, clean it reached 61%)."""
     noise_snr_range: tuple[float, float] = (0.0, 0.0)
     noise_categories: list[str] = field(
         default_factory=lambda: ["babble", "music", "noise", "speech"]

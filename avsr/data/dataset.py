@@ -232,7 +232,7 @@ class AVDataset(torch.utils.data.Dataset):
             video = self._transform_video(video, rng, row.id)
         if audio is not None and self.noise_bank is not None:
             if self.train:
-                if rng.random() < cfg.noise_prob:
+                if epoch >= cfg.noise_start_epoch and rng.random() < cfg.noise_prob:
                     audio = self.noise_bank.augment(
                         audio, rng, snr_range=cfg.noise_snr_range, categories=cfg.noise_categories
                     )

@@ -1,0 +1,129 @@
+"""Fine-tuning quality (issue 7): clean test WER / BLEU of the CTC, seq2seq and AVST models.
+
+Works on a finished demo folder (``avsr demo --out DIR``: the embedded corpus at
+``--size small``, its AV-pretrained tiny encoder and its CTC (A and AV) and es-en
+AVST models). It fine-tunes the one model the demo does not train, seq2seq AVSR
+(``configs/finetune_tiny_s2s.yaml`` with the demo's budget), then evaluates every
+model on the clean test split (unseen speakers) and prints each score against its
+stated bound, with chance-level references:
+
+* WER of always emitting nothing is 100 %; a model that has learnt nothing about the
+  audio stays there or above (insertions).
+* BLEU of a constant English sentence of the grammar is measured in the same run
+  (the most frequent training translation, output for every clip).
+
+Run: ``.venv/bin/python benchmarks/finetune.py --demo DIR [--s2s-updates N]``.
+Each step is skipped when its output exists, so a rerun only re-prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+BOUNDS = {"ctc_a": 50.0, "ctc_av": 50.0, "s2s_av": 50.0, "avst_bleu": 20.0}
+"""Stated bounds: each WER (%) must be below, the BLEU above (the reasoning is in the README)."""
+
+
+def _avsr(*args: str | Path, log: Path) -> None:
+    cmd = [sys.executable, "-m", "avsr.cli", *[str(a) for a in args]]
+    with open(log, "w", encoding="utf-8") as f:
+        f.write("$ " + " ".join(cmd) + "\n")
+        f.flush()
+        res = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, check=False)
+    if res.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-20:])
+        raise SystemExit(f"failed ({res.returncode}): {' '.join(cmd)}\nlog {log}:\n{tail}")
+
+
+def _clean_score(model: Path, data: Path, out: Path, modality: str, pair: str | None) -> float:
+    from avsr.evaluation.results import EvalResults
+
+    res = out / "results.json"
+    if not res.is_file():
+        extra = ["--pair", pair] if pair else []
+        _avsr("evaluate", "--model", model, "--data", data, "--split", "test", "--snr", "clean",
+              "--modality", modality, *extra, "--out", out, "--no-plots", log=out.with_suffix(".log"))
+    r = EvalResults.load(res)
+    return r.value("clean", None, modality)
+
+
+def _constant_bleu(data: Path, pair: str) -> float:
+    """BLEU of the most frequent training translation output for every test clip."""
+    import sacrebleu
+
+    src = pair.split("-")[0]
+    root = data / "muavic" / src / "en"
+    train = [line.rstrip("\n") for line in (root / "train.en").read_text(encoding="utf-8").splitlines()]
+    refs = [line.rstrip("\n") for line in (root / "test.en").read_text(encoding="utf-8").splitlines()]
+    best = Counter(train).most_common(1)[0][0]
+    return float(sacrebleu.corpus_bleu([best] * len(refs), [refs]).score)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--demo", type=Path, required=True, help="a finished `avsr demo --out DIR` folder")
+    ap.add_argument("--s2s-updates", type=int, default=None, help="seq2seq AVSR updates (default: the demo's finetune_updates)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
+    args = ap.parse_args()
+
+    import yaml
+
+    demo: Path = args.demo
+    cfg = yaml.safe_load((demo / "demo.yaml").read_text(encoding="utf-8"))
+    data, noise, pre = demo / "data", demo / "corpus" / "noise", demo / "pretrain" / "model"
+    for need in (data / "test.tsv", pre, demo / "finetune_a" / "model", demo / "finetune_av" / "model", demo / "finetune_avst" / "model"):
+        if not need.exists():
+            raise SystemExit(f"{need}: missing; run `avsr demo --out {demo}` to the end first")
+    bench = demo / "bench_finetune"
+    bench.mkdir(exist_ok=True)
+
+    s2s = bench / "s2s_av"
+    if not (s2s / "model" / "model.safetensors").is_file():
+        ups = args.s2s_updates or int(cfg["finetune_updates"])
+        print(f"fine-tuning seq2seq AVSR ({ups} updates) -> {s2s}", flush=True)
+        t0 = time.perf_counter()
+        _avsr("finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", "--data", data, "--init", pre,
+              "--out", s2s, "--config", REPO / "configs" / "finetune_tiny_s2s.yaml",
+              "--set", f"train.max_updates={ups}", "--set", f"train.seed={cfg['seed']}",
+              "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}",
+              "--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg['finetune_noise_prob']}",
+              "--set", f"data.noise_snr_range=[{cfg['finetune_snr_min']}, {cfg['finetune_snr_max']}]",
+              *(["--set", f"optim.lr={cfg['finetune_lr']}"] if cfg.get("finetune_lr") else []),
+              log=bench / "s2s_av.log")
+        print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+    pair = str(cfg["avst_pair"])
+    rows = [
+        ("ctc_a", "CTC AVSR, audio-only fine-tuned, A input", "WER", _clean_score(demo / "finetune_a" / "model", data, bench / "eval_ctc_a", "a", None)),
+        ("ctc_av", "CTC AVSR, AV fine-tuned, AV input", "WER", _clean_score(demo / "finetune_av" / "model", data, bench / "eval_ctc_av", "av", None)),
+        ("s2s_av", "seq2seq AVSR, AV fine-tuned, AV input", "WER", _clean_score(s2s / "model", data, bench / "eval_s2s_av", "av", None)),
+        ("avst_bleu", f"seq2seq AVST {pair}, AV input", "BLEU", _clean_score(demo / "finetune_avst" / "model", data, bench / "eval_avst", "av", pair)),
+    ]
+    const = _constant_bleu(data, pair)
+    print(f"\nclean test split of {data} (unseen speakers); chance: WER 100 %, constant-sentence BLEU {const:.1f}")
+    print(f"{'model':44s} {'metric':6s} {'score':>7s} {'bound':>7s}  result")
+    results = {}
+    ok = True
+    for key, title, metric, score in rows:
+        bound = BOUNDS[key]
+        passed = score < bound if metric == "WER" else score > bound
+        ok &= passed
+        results[key] = {"metric": metric, "score": round(score, 2), "bound": bound, "passed": passed}
+        print(f"{title:44s} {metric:6s} {score:7.1f} {('<' if metric == 'WER' else '>') + f'{bound:g}':>7s}  {'PASS' if passed else 'FAIL'}")
+    results["constant_bleu"] = round(const, 2)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
