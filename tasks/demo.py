@@ -55,6 +55,8 @@ class DemoConfig:
     finetune_noise_prob: float = 0.5
     finetune_snr_min: float = -5.0
     finetune_snr_max: float = 5.0
+    finetune_noise_start_epoch: int = 0
+    """Fine-tuning epochs on clean audio before the noise augmentation starts."""
     finetune_speed_perturb: list[float] | None = None
     """[min, max] speed factor for fine-tuning (``data.speed_perturb``); None: off."""
     finetune_overrides: list[str] = field(default_factory=list)
@@ -134,7 +136,8 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", data, "--init", pre / "model", "--out", run,
                              "--config", CONFIGS / "finetune_tiny_ctc.yaml", "--set", f"train.max_updates={updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
                              "--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg.finetune_noise_prob}",
-                             "--set", f"data.noise_snr_range=[{cfg.finetune_snr_min}, {cfg.finetune_snr_max}]", *finetune_extra())]
+                             "--set", f"data.noise_snr_range=[{cfg.finetune_snr_min}, {cfg.finetune_snr_max}]",
+                             "--set", f"data.noise_start_epoch={cfg.finetune_noise_start_epoch}", *finetune_extra())]
 
     def finetune_extra() -> list[str]:
         extra = []
@@ -151,7 +154,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
 
     def avst_cmds() -> list[list[str]]:
         return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", data, "--pair", cfg.avst_pair, "--init", pre / "model",
-                             "--out", ft_st, "--config", CONFIGS / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={cfg.avst_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}")]
+                             "--out", ft_st, "--config", CONFIGS / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={cfg.avst_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}", "--set", "train.num_workers=0")]
 
     def eval_cmds() -> list[list[str]]:
         extra = ["--max-clips", str(cfg.eval_max_clips)] if cfg.eval_max_clips else []
@@ -173,7 +176,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         Stage(name="pretrain", title="continued AV pretraining on the units", commands=pretrain_cmds),
         Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=lambda: finetune_cmd("a", ft_a), group="finetune"),
         Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)", commands=lambda: finetune_cmd("av", ft_av), group="finetune"),
-        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.avst_pair} (seq2seq)", commands=avst_cmds),
+        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.avst_pair} (seq2seq)", commands=avst_cmds, group="finetune"),
         Stage(name="evaluate", title="evaluate clean and noisy grid, A / V / AV", commands=eval_cmds),
     ]
 

@@ -162,7 +162,7 @@ def main(args: argparse.Namespace) -> int:
     save_config(cfg, report / "configs" / "experiments.yaml")
     typed = command_line(args)
     print(f"== {args.experiment}: prerequisites and training in {work}", flush=True)
-    t_work = run_stages(plan.work_stages, work) if plan.work_stages else {}
+    t_work = run_stages(plan.ordered_work_stages(), work) if plan.work_stages else {}
     print(f"== {args.experiment}: evaluation in {report / 'eval'}", flush=True)
     t_eval = run_stages(plan.eval_stages, report)
     path = write_report(

@@ -290,7 +290,8 @@ class Plan:
         stage = f"{name}-{run_hash(full)}"
         out = self.work / "runs" / stage
         if not any(s.name == stage for s in self.work_stages):
-            self._work(stage, title, [avsr_command(*cmd, "--out", out)])
+            # training runs of one kind (all AV pretrainings, all fine-tunings) run side by side
+            self._work(stage, title, [avsr_command(*cmd, "--out", out)], group=name.split("-")[0])
         return out / "model"
 
     # ------------------------------------------------------------ evaluation
@@ -315,8 +316,14 @@ class Plan:
         )
         self.arms.setdefault(arm, Arm(name=arm, description=description)).evals[seed] = out
 
-    def _work(self, name: str, title: str, cmds: list[list[str]]) -> None:
-        self.work_stages.append(Stage(name=name, title=title, commands=_const(cmds)))
+    def _work(self, name: str, title: str, cmds: list[list[str]], group: str | None = None) -> None:
+        self.work_stages.append(Stage(name=name, title=title, commands=_const(cmds), group=group))
+
+    def ordered_work_stages(self) -> list[Stage]:
+        """Work stages with prerequisites first, then every pretraining, then every fine-tuning
+        (a fine-tuning needs only its pretraining, so each kind can run as one side-by-side group)."""
+        rank = {"pretrain": 1, "finetune": 2}
+        return sorted(self.work_stages, key=lambda st: rank.get(st.group or "", 0))
 
 
 def _const(cmds: list[list[str]]):  # noqa: ANN202
