@@ -1,18 +1,20 @@
-"""Fine-tuning quality (issue 7): clean test WER / BLEU of the CTC, seq2seq and AVST models.
+"""Fine-tuning quality (issue 7): clean test WER / BLEU of CTC, seq2seq and AVST models.
 
-Works on a finished demo folder (``avsr demo --out DIR``: the embedded corpus at
-``--size small``, its AV-pretrained tiny encoder and its CTC (A and AV) and es-en
-AVST models). It fine-tunes the one model the demo does not train, seq2seq AVSR
-(``configs/finetune_tiny_s2s.yaml`` with the demo's budget), then evaluates every
-model on the clean test split (unseen speakers) and prints each score against its
-stated bound, with chance-level references:
+Works on a finished demo folder (``avsr demo --out DIR``: the embedded corpus built
+with ``--size small``, its AV-pretrained tiny encoder and its CTC models, audio-only
+and AV). Beside them it fine-tunes, from the same pretrained encoder, a seq2seq AVSR
+model (``configs/finetune_tiny_s2s.yaml``, the demo's noise recipe) and an es-en
+seq2seq AVST model (``configs/finetune_avst_tiny.yaml``) with more updates than the
+demo gives its AVST (side by side, one thread each). Then it evaluates every model on
+the clean test split (speakers unseen in training) and prints each score against its
+stated bound, with the chance-level references:
 
-* WER of always emitting nothing is 100 %; a model that has learnt nothing about the
-  audio stays there or above (insertions).
-* BLEU of a constant English sentence of the grammar is measured in the same run
-  (the most frequent training translation, output for every clip).
+* WER of emitting nothing is 100 %; a model that learnt nothing stays there (or above,
+  with insertions).
+* BLEU of a constant English sentence, the most frequent training translation output
+  for every clip, is measured in the same run.
 
-Run: ``.venv/bin/python benchmarks/finetune.py --demo DIR [--s2s-updates N]``.
+Run: ``.venv/bin/python benchmarks/finetune.py --demo DIR [--s2s-updates N] [--avst-updates N]``.
 Each step is skipped when its output exists, so a rerun only re-prints.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -71,7 +74,8 @@ def _constant_bleu(data: Path, pair: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", type=Path, required=True, help="a finished `avsr demo --out DIR` folder")
-    ap.add_argument("--s2s-updates", type=int, default=None, help="seq2seq AVSR updates (default: the demo's finetune_updates)")
+    ap.add_argument("--s2s-updates", type=int, default=1000, help="seq2seq AVSR updates (default 1000)")
+    ap.add_argument("--avst-updates", type=int, default=1000, help="seq2seq AVST updates (default 1000)")
     ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
     args = ap.parse_args()
 
@@ -80,33 +84,50 @@ def main() -> int:
     demo: Path = args.demo
     cfg = yaml.safe_load((demo / "demo.yaml").read_text(encoding="utf-8"))
     data, noise, pre = demo / "data", demo / "corpus" / "noise", demo / "pretrain" / "model"
-    for need in (data / "test.tsv", pre, demo / "finetune_a" / "model", demo / "finetune_av" / "model", demo / "finetune_avst" / "model"):
+    for need in (data / "test.tsv", pre, demo / "finetune_a" / "model", demo / "finetune_av" / "model"):
         if not need.exists():
             raise SystemExit(f"{need}: missing; run `avsr demo --out {demo}` to the end first")
     bench = demo / "bench_finetune"
     bench.mkdir(exist_ok=True)
 
-    s2s = bench / "s2s_av"
+    pair = str(cfg["avst_pair"])
+    common = ["--data", data, "--init", pre, "--set", f"train.seed={cfg['seed']}",
+              "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}", "--set", "train.num_workers=0"]
+    noise_sets = ["--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg['finetune_noise_prob']}",
+                  "--set", f"data.noise_snr_range=[{cfg['finetune_snr_min']}, {cfg['finetune_snr_max']}]",
+                  "--set", f"data.noise_start_epoch={cfg.get('finetune_noise_start_epoch', 0)}"]
+    s2s, avst = bench / "s2s_av", bench / "avst"
+    jobs = []
     if not (s2s / "model" / "model.safetensors").is_file():
-        ups = args.s2s_updates or int(cfg["finetune_updates"])
-        print(f"fine-tuning seq2seq AVSR ({ups} updates) -> {s2s}", flush=True)
+        jobs.append(("seq2seq AVSR", s2s, ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", *common,
+                     "--out", s2s, "--config", REPO / "configs" / "finetune_tiny_s2s.yaml",
+                     "--set", f"train.max_updates={args.s2s_updates}", *noise_sets]))
+    if not (avst / "model" / "model.safetensors").is_file():
+        jobs.append((f"seq2seq AVST {pair}", avst, ["finetune", "--task", "avst", "--head", "s2s", "--modality", "av",
+                     "--pair", pair, *common, "--out", avst, "--config", REPO / "configs" / "finetune_avst_tiny.yaml",
+                     "--set", f"train.max_updates={args.avst_updates}"]))
+    if jobs:
+        # side by side, one thread each (as the demo runs its fine-tunings)
         t0 = time.perf_counter()
-        _avsr("finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", "--data", data, "--init", pre,
-              "--out", s2s, "--config", REPO / "configs" / "finetune_tiny_s2s.yaml",
-              "--set", f"train.max_updates={ups}", "--set", f"train.seed={cfg['seed']}",
-              "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}",
-              "--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg['finetune_noise_prob']}",
-              "--set", f"data.noise_snr_range=[{cfg['finetune_snr_min']}, {cfg['finetune_snr_max']}]",
-              *(["--set", f"optim.lr={cfg['finetune_lr']}"] if cfg.get("finetune_lr") else []),
-              log=bench / "s2s_av.log")
+        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        procs = []
+        for title, out, cmd in jobs:
+            print(f"fine-tuning {title} -> {out}", flush=True)
+            log = open(bench / f"{out.name}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            full = [sys.executable, "-m", "avsr.cli", *[str(c) for c in cmd]]
+            procs.append((title, log, subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env)))
+        for title, log, proc in procs:
+            rc = proc.wait()
+            log.close()
+            if rc != 0:
+                raise SystemExit(f"{title} failed ({rc}); log {log.name}")
         print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
 
-    pair = str(cfg["avst_pair"])
     rows = [
         ("ctc_a", "CTC AVSR, audio-only fine-tuned, A input", "WER", _clean_score(demo / "finetune_a" / "model", data, bench / "eval_ctc_a", "a", None)),
         ("ctc_av", "CTC AVSR, AV fine-tuned, AV input", "WER", _clean_score(demo / "finetune_av" / "model", data, bench / "eval_ctc_av", "av", None)),
         ("s2s_av", "seq2seq AVSR, AV fine-tuned, AV input", "WER", _clean_score(s2s / "model", data, bench / "eval_s2s_av", "av", None)),
-        ("avst_bleu", f"seq2seq AVST {pair}, AV input", "BLEU", _clean_score(demo / "finetune_avst" / "model", data, bench / "eval_avst", "av", pair)),
+        ("avst_bleu", f"seq2seq AVST {pair}, AV input", "BLEU", _clean_score(avst / "model", data, bench / "eval_avst", "av", pair)),
     ]
     const = _constant_bleu(data, pair)
     print(f"\nclean test split of {data} (unseen speakers); chance: WER 100 %, constant-sentence BLEU {const:.1f}")

@@ -174,9 +174,9 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
               skip_reason=f"using --encoder {encoder}" if encoder else None),
         Stage(name="units", title="layer-N encoder features and faiss k-means units", commands=units_cmds),
         Stage(name="pretrain", title="continued AV pretraining on the units", commands=pretrain_cmds),
-        Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=lambda: finetune_cmd("a", ft_a), group="finetune"),
+        Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=lambda: finetune_cmd("a", ft_a), group="finetune", nice=5),
         Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)", commands=lambda: finetune_cmd("av", ft_av), group="finetune"),
-        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.avst_pair} (seq2seq)", commands=avst_cmds, group="finetune"),
+        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.avst_pair} (seq2seq)", commands=avst_cmds, group="finetune", nice=10),
         Stage(name="evaluate", title="evaluate clean and noisy grid, A / V / AV", commands=eval_cmds),
     ]
 

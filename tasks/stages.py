@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +41,9 @@ class Stage:
     skip_reason: str | None = None
     outputs: Sequence[Path] = field(default_factory=tuple)
     group: str | None = None
+    nice: int = 0
+    """Scheduling niceness of the stage's processes (POSIX): in a group, a stage that is not
+    on the critical path yields the CPU to the ones that are."""
 
 
 def avsr_command(*args: str | Path) -> list[str]:
@@ -55,6 +59,12 @@ def _batches(stages: Sequence[Stage]) -> list[list[tuple[int, Stage]]]:
         else:
             out.append([(i, stage)])
     return out
+
+
+def _niced(cmd: list[str], nice: int) -> list[str]:
+    """``cmd`` run through coreutils ``nice`` (no preexec_fn: stages run from threads)."""
+    exe = shutil.which("nice") if nice else None
+    return [exe, "-n", str(nice), *cmd] if exe else cmd
 
 
 def _threads_each(n: int) -> int:
@@ -73,7 +83,7 @@ def _run_one(stage: Stage, head: str, log_dir: Path, threads: int | None) -> tup
         for cmd in cmds:
             logf.write("$ " + shlex.join(cmd) + "\n")
             logf.flush()
-            res = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
+            res = subprocess.run(_niced(cmd, stage.nice), stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
             if res.returncode != 0:
                 tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
                 raise UserError(

@@ -63,3 +63,9 @@ def test_failing_stage_in_a_group_names_itself_and_keeps_the_other(tmp_path: Pat
         run_stages(stages, tmp_path)
     assert (tmp_path / ".stages" / "ok.json").is_file()
     assert not (tmp_path / ".stages" / "bad.json").exists()
+
+
+def test_nice_stage_runs_with_that_niceness(tmp_path: Path) -> None:
+    code = f"import os, pathlib; pathlib.Path(r'{tmp_path / 'nice.txt'}').write_text(str(os.nice(0)))"
+    run_stages([Stage(name="n", title="n", commands=lambda: [_py(code)], nice=7)], tmp_path / "out")
+    assert int((tmp_path / "nice.txt").read_text()) >= 7
