@@ -271,3 +271,16 @@ def test_saved_configs_with_removed_fields_still_load() -> None:
     old["visual"]["bogus"] = 1
     with pytest.raises(ConfigError, match="bogus"):
         av_config_from_dict(old)
+
+
+def test_encoder_overrides_on_load(tmp_path: Path) -> None:
+    """Fine-tuning's ``model.encoder_overrides`` reach the loaded encoder, weights unchanged."""
+    from avsr.errors import UserError
+
+    enc = _encoder().eval()
+    save_av_model(enc, tmp_path / "av")
+    loaded = load_av_encoder(tmp_path / "av", encoder_overrides={"dropout": 0.3})
+    assert loaded.xlsr.config.dropout == 0.3 and enc.xlsr.config.dropout != 0.3
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(UserError, match="no_such_field"):
+        load_av_encoder(tmp_path / "av", encoder_overrides={"no_such_field": 1})

@@ -85,3 +85,16 @@ def test_atomic_output_permissions(tmp_path: Path) -> None:
     os.umask(mask)
     assert mode == 0o666 & ~mask
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_overrides_into_optional_sections_and_free_form_dicts() -> None:
+    from tasks.finetune_config import FinetuneConfig
+
+    cfg = load_config(FinetuneConfig, None, ["model.masking.audio_prob=0.3", "model.encoder_overrides.dropout=0.1"])
+    assert cfg.model.masking is not None and cfg.model.masking.audio_prob == 0.3
+    assert cfg.model.masking.audio_span == 10  # the section's other defaults
+    assert cfg.model.encoder_overrides == {"dropout": 0.1}
+    with pytest.raises(ConfigError, match="unknown config key 'model.maskin'"):
+        load_config(FinetuneConfig, None, ["model.maskin.audio_prob=0.3"])
+    with pytest.raises(ConfigError, match="audio_probb"):
+        load_config(FinetuneConfig, None, ["model.masking.audio_probb=0.3"])
