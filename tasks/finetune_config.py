@@ -37,6 +37,9 @@ class HeadSection:
     encoder's own setting, AV-HuBERT 0.5)."""
     ctc: CTCHeadConfig = field(default_factory=CTCHeadConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    ctc_weight: float = 0.0
+    """``--head s2s``: weight of the auxiliary CTC loss (joint CTC/attention training;
+    auto_avsr uses 0.1, ESPnet 0.3). 0: the decoder's loss alone."""
 
 
 @dataclass(kw_only=True)
@@ -106,6 +109,10 @@ def resolve_config(args: argparse.Namespace) -> FinetuneConfig:
         raise UserError("--task avst needs --head s2s (CTC cannot reorder words for translation)")
     if cfg.lang is not None and cfg.pair is not None:
         raise UserError("give either lang or pair, not both")
+    if cfg.model.ctc_weight and cfg.head != "s2s":
+        raise UserError("model.ctc_weight is the auxiliary CTC loss of --head s2s (a CTC head is all CTC)")
+    if not 0.0 <= cfg.model.ctc_weight < 1.0:
+        raise UserError(f"model.ctc_weight must be in [0, 1), got {cfg.model.ctc_weight}")
     if cfg.train.best_metric is None:
         cfg.train.best_metric = "wer" if cfg.task == "avsr" else "bleu"
         cfg.train.best_mode = "min" if cfg.task == "avsr" else "max"

@@ -112,6 +112,7 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
         apply_mask=cfg.model.apply_mask,
         ctc=cfg.model.ctc,
         decoder=cfg.model.decoder,
+        ctc_weight=cfg.model.ctc_weight,
     )
     data_geometry = {"crop_size": cfg.data.crop_size, "image_size": cfg.data.image_size}
     return FinetunedModel(encoder, tokenizer, ft, data_config=data_geometry).train()

@@ -34,13 +34,14 @@ def _batch(seed: int = 0) -> AVBatch:
     )
 
 
-def _model(head: str, modality: str = "a") -> FinetunedModel:
+def _model(head: str, modality: str = "a", ctc_weight: float = 0.0) -> FinetunedModel:
     torch.manual_seed(0)
     enc = build_av_encoder(AVModelConfig(visual=VisualSection(stem_channels=4, widths=[4, 8, 8, 16])), build_encoder("tiny"))
     cfg = FinetunedConfig(
         head=head,  # type: ignore[arg-type]
         modality=modality,  # type: ignore[arg-type]
         decoder=DecoderConfig(num_layers=1, model_dim=32, ffn_dim=64, num_heads=2, max_len_b=12),
+        ctc_weight=ctc_weight,
     )
     return FinetunedModel(enc, train_tokenizer(TEXTS), cfg, data_config={"crop_size": 24, "image_size": None})
 
@@ -55,9 +56,9 @@ def _train_a_little(model: FinetunedModel, batch: AVBatch, steps: int = 3) -> No
         opt.zero_grad()
 
 
-@pytest.mark.parametrize("head", ["ctc", "s2s"])
-def test_save_load_round_trip(head: str, tmp_path: Path) -> None:
-    model = _model(head, "av")
+@pytest.mark.parametrize(("head", "ctc_weight"), [("ctc", 0.0), ("s2s", 0.0), ("s2s", 0.3)])
+def test_save_load_round_trip(head: str, ctc_weight: float, tmp_path: Path) -> None:
+    model = _model(head, "av", ctc_weight)
     batch = _batch()
     _train_a_little(model, batch)
     model.eval()
@@ -74,6 +75,7 @@ def test_save_load_round_trip(head: str, tmp_path: Path) -> None:
         assert again.compute_loss(batch)[0].item() == pytest.approx(model.compute_loss(batch)[0].item(), rel=1e-5)
     if head == "s2s":  # tied embeddings stay tied after loading
         assert again.head.output_proj.weight is again.head.embed_tokens.weight
+    assert (again.ctc_aux is not None) == (ctc_weight > 0)  # the auxiliary CTC branch round-trips
     assert again.data_config["crop_size"] == 24
 
 

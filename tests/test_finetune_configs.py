@@ -42,3 +42,12 @@ def test_resolve_flags_win_and_best_metric() -> None:
         resolve_config(_args(task="avst", head="ctc"))
     with pytest.raises(UserError, match="unknown config key"):
         resolve_config(_args(overrides=["train.bogus=1"]))
+
+
+def test_ctc_weight_is_for_seq2seq_heads() -> None:
+    cfg = resolve_config(_args(head="s2s", overrides=["model.ctc_weight=0.3"]))
+    assert cfg.model.ctc_weight == 0.3
+    with pytest.raises(UserError, match="ctc_weight"):
+        resolve_config(_args(head="ctc", overrides=["model.ctc_weight=0.3"]))
+    with pytest.raises(UserError, match=r"\[0, 1\)"):
+        resolve_config(_args(head="s2s", overrides=["model.ctc_weight=1.5"]))

@@ -71,12 +71,13 @@ def _batch(n_frames: list[int], seed: int = 0) -> AVBatch:
     )
 
 
-def _model(head: str) -> FinetunedModel:
+def _model(head: str, ctc_weight: float = 0.0) -> FinetunedModel:
     torch.manual_seed(0)
     tok = train_tokenizer(TEXTS, vocab_size=1000)
     cfg = FinetunedConfig(
         head=head,  # type: ignore[arg-type]
         decoder=DecoderConfig(num_layers=1, model_dim=32, ffn_dim=64, num_heads=2, dropout=0.0, max_len_b=40),
+        ctc_weight=ctc_weight,
     )
     cfg.ctc.dropout = 0.0
     return FinetunedModel(FrameEncoder(), tok, cfg)
@@ -112,3 +113,24 @@ def test_targets_normalised_and_modes() -> None:
     with pytest.raises(Exception, match="needs video"):
         model.decode(batch, modality="av")
     assert len(model.decode(batch, modality="a", beam=2)) == 2
+
+
+def test_joint_ctc_attention_loss() -> None:
+    """ctc_weight mixes an auxiliary CTC loss into the seq2seq loss and trains the CTC
+    branch (its save/load round trip: test_finetune_av)."""
+    batch = _batch([60, 45, 52, 38])
+    plain = _model("s2s")
+    assert plain.ctc_aux is None
+    joint = _model("s2s", ctc_weight=0.3)
+    assert joint.ctc_aux is not None
+    joint.load_state_dict(plain.state_dict(), strict=False)  # same encoder and decoder
+    att, n, _ = plain.compute_loss(batch)
+    loss, n2, logs = joint.compute_loss(batch)
+    assert n == n2
+    ctc = logs["loss_ctc:num"]
+    assert logs["loss_att:num"] == pytest.approx(float(att), rel=1e-5)
+    assert float(loss) == pytest.approx(0.7 * float(att) + 0.3 * ctc, rel=1e-5)
+    loss.backward()
+    assert joint.ctc_aux.proj.weight.grad is not None and joint.ctc_aux.proj.weight.grad.abs().sum() > 0
+    with pytest.raises(Exception, match="ctc_weight"):
+        _model("s2s", ctc_weight=1.0)

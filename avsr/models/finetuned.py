@@ -53,6 +53,10 @@ class FinetunedConfig:
     """Span-mask the encoder input during fine-tuning (wav2vec 2.0 style)."""
     ctc: CTCHeadConfig = field(default_factory=CTCHeadConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    ctc_weight: float = 0.0
+    """seq2seq only: weight of an auxiliary CTC loss on the encoder (joint CTC/attention
+    training, ESPnet / auto_avsr: loss = (1 - w) * attention + w * CTC). The CTC branch
+    (``ctc_aux``) is used in training only; decoding is the decoder's beam search."""
 
     @property
     def norm_mode(self) -> NormMode:
@@ -102,6 +106,12 @@ class FinetunedModel(nn.Module):
             self.head = TransformerDecoder(dim, vocab, config.decoder, pad_id=tokenizer.pad_id)
         else:
             raise UserError(f"unknown head {config.head!r} (ctc, s2s)")
+        if not 0.0 <= config.ctc_weight < 1.0:
+            raise UserError(f"ctc_weight must be in [0, 1), got {config.ctc_weight}")
+        self.ctc_aux: CTCHead | None = None
+        if config.head == "s2s" and config.ctc_weight > 0.0:
+            self.config.ctc.blank_id = tokenizer.pad_id
+            self.ctc_aux = CTCHead(dim, vocab, config.ctc)
 
     # -- pieces -------------------------------------------------------------
     def encode(self, batch: Any, *, modality: str | None = None, apply_mask: bool = False) -> EncodedBatch:
@@ -151,6 +161,12 @@ class FinetunedModel(nn.Module):
             ntokens = int(keep.sum())  # eos included
             logs["accuracy:num"] = float(((logits.argmax(-1) == tgt) & keep).sum())
             logs["accuracy:den"] = float(ntokens)
+            if self.ctc_aux is not None:
+                w = self.config.ctc_weight
+                ctc = self.ctc_aux.loss(self.ctc_aux(enc.feats), enc.lens, targets)
+                logs["loss_att:num"], logs["loss_att:den"] = float(loss.detach()), float(ntokens)
+                logs["loss_ctc:num"], logs["loss_ctc:den"] = float(ctc.detach()), float(ntokens)
+                loss = (1.0 - w) * loss + w * ctc
         logs["n_tokens"] = float(ntokens)
         sample_size = max(ntokens, 1)
         return loss, sample_size, logs
