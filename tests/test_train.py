@@ -156,14 +156,16 @@ def test_av_pipeline_two_processes_and_resume(tmp_path: Path) -> None:
         assert killed[u] == pytest.approx(one[u], abs=1e-7), u
 
 
-def _trainer(tmp_path: Path, model: ToyModel | None = None, **kw: object) -> Trainer:
+def _trainer(
+    tmp_path: Path, model: ToyModel | None = None, optim: OptimConfig | None = None, **kw: object
+) -> Trainer:
     cfg = TrainConfig(**{"max_updates": 6, "log_every": 1, "tensorboard": False, "seed": 3, **kw})  # type: ignore[arg-type]
     data = ToyData()
     return Trainer(
         model or ToyModel(),
         make_loader(data),
         cfg=cfg,
-        optim=OptimConfig(lr=0.05),
+        optim=optim or OptimConfig(lr=0.05),
         out_dir=tmp_path,
         dist=DistInfo(),
     )
@@ -291,6 +293,30 @@ def test_lr_schedule() -> None:
     s2 = WarmupPolyDecay(opt, OptimConfig(lr=1.0, warmup_updates=4, end_lr=0.1), max_updates=14)
     s2.load_state_dict(s.state_dict())
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_lr_scales_per_parameter_group(tmp_path: Path) -> None:
+    """optim.lr_scales: first matching glob wins; a zero scale keeps a part fixed; the
+    groups survive a resume; a glob that matches nothing is a clear error."""
+    model = ToyModel()
+    w0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optim = OptimConfig(lr=0.05, warmup_updates=2, lr_scales={"net.0.weight": 0.0, "net.0.*": 0.5})
+    t = _trainer(tmp_path, model, optim, max_updates=3, save_every=3)
+    scales = sorted(g["lr_scale"] for g in t.optimizer.param_groups)
+    assert scales == [0.0, 0.5, 1.0]
+    lrs = {g["lr_scale"]: g["lr"] for g in t.optimizer.param_groups}
+    assert lrs[0.5] == pytest.approx(0.5 * lrs[1.0]) and lrs[0.0] == 0.0
+    t.fit()
+    assert torch.equal(model.net[0].weight, w0["net.0.weight"])  # scale 0: never moves
+    assert not torch.equal(model.net[0].bias, w0["net.0.bias"])
+    t2 = _trainer(tmp_path, model, optim, max_updates=5)
+    assert t2.resumed_from is not None
+    lrs2 = {g["lr_scale"]: g["lr"] for g in t2.optimizer.param_groups}
+    assert lrs2[0.5] == pytest.approx(0.5 * t2.scheduler.get_last_lr())
+    t2.fit()
+    assert torch.equal(model.net[0].weight, w0["net.0.weight"])
+    with pytest.raises(UserError, match="lr_scales"):
+        _trainer(tmp_path / "x", ToyModel(), OptimConfig(lr_scales={"encoder.*": 0.1}))
 
 
 def test_validation_does_not_move_training_rng(tmp_path: Path) -> None:

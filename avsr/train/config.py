@@ -21,6 +21,10 @@ class OptimConfig:
     """Polynomial decay power (1.0 = linear)."""
     decay_updates: int | None = None
     """Update at which the decay reaches ``end_lr`` (None: ``train.max_updates``)."""
+    lr_scales: dict[str, float] = field(default_factory=dict)
+    """Parameter-name glob (fnmatch) -> multiplier of the scheduled lr, first match in
+    order wins, e.g. ``{"encoder.*": 0.1}``: a pretrained encoder learns 10x slower
+    than a fresh head (discriminative fine-tuning). Unmatched parameters: 1."""
 
 
 @dataclass(kw_only=True)

@@ -181,7 +181,7 @@ class Trainer:
                 fully_shard(sub)
             fully_shard(self.model)
         self.wrapped: nn.Module = self.model
-        self.optimizer = build_optimizer(self.model.parameters(), optim)
+        self.optimizer = build_optimizer(self.model.named_parameters(), optim)
         self.scheduler = WarmupPolyDecay(self.optimizer, optim, cfg.max_updates)
         self.metrics = MetricsLogger(
             self.out_dir, enabled=self.dist.is_main, tensorboard=cfg.tensorboard
