@@ -233,3 +233,33 @@ def test_keymap_unmapped_keys_error() -> None:
         "mask_emb": 2,
         "encoder.layers.3.ffn.inner_proj.bias": 3,
     }
+
+
+def test_contiguous_cnn_layers_match_fairseq2() -> None:
+    """The faster CNN layer forward (avsr.models.xlsr.fast_cnn) gives fairseq2's outputs
+    and gradients, and its output is contiguous."""
+    from fairseq2.models.wav2vec2.feature_extractor import Wav2Vec2FeatureExtractionLayer
+
+    from avsr.models.xlsr.fast_cnn import ContiguousFeatureExtractionLayer
+
+    torch.manual_seed(0)
+    enc = build_encoder("tiny")
+    layers = enc.frontend.feature_extractor.layers
+    assert all(type(layer) is ContiguousFeatureExtractionLayer for layer in layers)
+    wav = torch.randn(3, 1, 4000)
+
+    def run(fast: bool) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        for p in layers.parameters():
+            p.grad = None
+        x = wav
+        for layer in layers:
+            x = layer(x) if fast else Wav2Vec2FeatureExtractionLayer.forward(layer, x)
+        (x * torch.linspace(-1, 1, x.shape[-1])).sum().backward()
+        return x, [p.grad.clone() for p in layers.parameters()]
+
+    y_fast, g_fast = run(True)
+    y_ref, g_ref = run(False)
+    assert y_fast.is_contiguous()
+    torch.testing.assert_close(y_fast, y_ref, rtol=1e-5, atol=1e-5)
+    for a, b in zip(g_fast, g_ref):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

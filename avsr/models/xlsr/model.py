@@ -99,6 +99,10 @@ class XlsrEncoder(nn.Module):
         self.config = config
         factory = Wav2Vec2EncoderFactory(fairseq2_config(config))
         self.frontend: Wav2Vec2Frontend = factory.create_encoder_frontend()
+        if self.frontend.feature_extractor is not None:
+            from avsr.models.xlsr.fast_cnn import use_contiguous_layers
+
+            use_contiguous_layers(self.frontend.feature_extractor)  # type: ignore[arg-type]
         self.encoder: StandardTransformerEncoder = factory.create_encoder()  # type: ignore[assignment]
         # Learned embedding that replaces masked frames in masked pretraining
         # (fairseq1 ``mask_emb``, HF ``masked_spec_embed``).
