@@ -5,10 +5,10 @@ fairseq2's ``Wav2Vec2FeatureExtractionLayer`` computes conv -> transpose -> Laye
 -> transpose -> GELU and hands the next convolution a *strided* (N, C, S) tensor;
 oneDNN then makes it contiguous through a slow generic copy, in the forward and
 again in the backward pass. Here GELU (element-wise) runs before the transpose back
-and the result is made contiguous once with a plain 2-D transpose copy. On CPU this
-is about 1.5-2x faster for the CNN front end of the tiny encoder
-(``benchmarks/train_model.py`` reports the ratio); outputs and gradients are equal
-up to float rounding (``tests/test_xlsr_model.py``).
+and the result is made contiguous once with a plain 2-D transpose copy. On one CPU
+thread the tiny encoder's CNN forward + backward is 1.2-2x faster
+(``benchmarks/step_speedups.py`` prints the ratio; 1.23 on an idle machine); outputs
+and gradients are equal up to float rounding (``tests/test_xlsr_model.py``).
 """
 
 from __future__ import annotations
