@@ -229,3 +229,23 @@ def test_fusion_identity_init_passes_normalised_audio() -> None:
     assert Fusion(6, "add")(a, v).shape == (2, 4, 6)
     with pytest.raises(ValueError):
         Fusion(6, "gate")
+
+
+def test_per_modality_fusion_keeps_the_audio_half_when_video_appears() -> None:
+    """norm=per_modality: f(a, v) - f(a, 0) depends on v only (the video enters as an
+    added term); with the joint LayerNorm a zeroed video rescales the audio half."""
+    torch.manual_seed(0)
+    a1, a2, v = torch.randn(2, 4, 6), torch.randn(2, 4, 6), torch.randn(2, 4, 6)
+    zero = torch.zeros_like(v)
+    fus = Fusion(6, "concat", norm="per_modality", init_audio_identity=False)
+    d1, d2 = fus(a1, v) - fus(a1, zero), fus(a2, v) - fus(a2, zero)
+    torch.testing.assert_close(d1, d2)
+    ident = Fusion(6, "concat", norm="per_modality")  # identity init: normalised audio
+    torch.testing.assert_close(ident(a1, v), nn.functional.layer_norm(a1, (6,)), atol=1e-6, rtol=0)
+    joint = Fusion(6, "concat", init_audio_identity=False)
+    assert not torch.allclose(joint(a1, v) - joint(a1, zero), joint(a2, v) - joint(a2, zero), atol=1e-3)
+    assert {n for n, _ in fus.named_parameters()} == {
+        "audio_norm.weight", "audio_norm.bias", "video_norm.weight", "video_norm.bias", "proj.weight", "proj.bias"
+    }
+    with pytest.raises(ValueError, match="concat"):
+        Fusion(6, "add", norm="per_modality")

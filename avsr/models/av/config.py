@@ -55,6 +55,11 @@ class VisualSection:
 @dataclass(kw_only=True)
 class FusionSection:
     kind: Literal["concat", "add"] = "concat"
+    norm: Literal["joint", "per_modality"] = "joint"
+    """``joint`` (AV-HuBERT): one LayerNorm over [audio ; video]. ``per_modality``: each
+    stream normalised on its own before the concatenation (``concat`` only), so the
+    audio half reaching the projection is the same whether the video is present or
+    zeroed (audio-only fine-tuning, then AV input: the zero-shot setting)."""
     init_audio_identity: bool = True
 
 

@@ -1,7 +1,13 @@
 """Fusion of projected audio and video features, and 25 fps -> audio-rate alignment.
 
 ``concat`` (default, AV-HuBERT): [audio ; video] (2D) -> LayerNorm(2D) -> Linear(2D, D).
+``concat`` with ``norm="per_modality"``: [LayerNorm(audio) ; LayerNorm(video)] -> Linear(2D, D).
 ``add``: audio + video (D) -> LayerNorm(D) -> Linear(D, D).
+
+With the joint LayerNorm a zeroed video half changes the statistics the audio half is
+normalised with (its scale grows by about sqrt(2)), so a model fine-tuned on audio only
+sees a different audio input once video is given; per-modality normalisation keeps the
+audio half identical and lets the video enter as an added term.
 
 With ``init_audio_identity`` the output Linear starts as "pass the audio half
 through" (weight [I | 0] for concat, I for add, bias 0), so a pretrained
@@ -38,14 +44,31 @@ class Fusion(nn.Module):
     """audio (B, T, D), video (B, T, D) -> fused (B, T, D)."""
 
     def __init__(
-        self, model_dim: int, kind: str = "concat", *, init_audio_identity: bool = True
+        self,
+        model_dim: int,
+        kind: str = "concat",
+        *,
+        init_audio_identity: bool = True,
+        norm: str = "joint",
     ) -> None:
         super().__init__()
         if kind not in ("concat", "add"):
             raise ValueError(f"fusion must be 'concat' or 'add', got {kind!r}")
+        if norm not in ("joint", "per_modality"):
+            raise ValueError(f"fusion norm must be 'joint' or 'per_modality', got {norm!r}")
+        if norm == "per_modality" and kind != "concat":
+            raise ValueError("fusion norm 'per_modality' needs kind 'concat'")
         self.kind = kind
+        self.norm = norm
         in_dim = 2 * model_dim if kind == "concat" else model_dim
-        self.layer_norm = nn.LayerNorm(in_dim)
+        self.layer_norm: nn.LayerNorm | None = None
+        self.audio_norm: nn.LayerNorm | None = None
+        self.video_norm: nn.LayerNorm | None = None
+        if norm == "joint":
+            self.layer_norm = nn.LayerNorm(in_dim)
+        else:
+            self.audio_norm = nn.LayerNorm(model_dim)
+            self.video_norm = nn.LayerNorm(model_dim)
         self.proj = nn.Linear(in_dim, model_dim)
         if init_audio_identity:
             with torch.no_grad():
@@ -54,5 +77,8 @@ class Fusion(nn.Module):
                 self.proj.bias.zero_()
 
     def forward(self, audio: Tensor, video: Tensor) -> Tensor:
+        if self.layer_norm is None:
+            assert self.audio_norm is not None and self.video_norm is not None
+            return self.proj(torch.cat([self.audio_norm(audio), self.video_norm(video)], dim=-1))
         x = torch.cat([audio, video], dim=-1) if self.kind == "concat" else audio + video
         return self.proj(self.layer_norm(x))

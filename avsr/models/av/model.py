@@ -113,7 +113,10 @@ class AVEncoder(nn.Module):
             self.video_proj = nn.Linear(self.visual.out_dim, d)
             self.video_mask_emb = nn.Parameter(torch.empty(d).uniform_())
             self.fusion = Fusion(
-                d, cfg.fusion.kind, init_audio_identity=cfg.fusion.init_audio_identity
+                d,
+                cfg.fusion.kind,
+                init_audio_identity=cfg.fusion.init_audio_identity,
+                norm=cfg.fusion.norm,
             )
         if "audio" not in cfg.modalities:
             raise ValueError(
