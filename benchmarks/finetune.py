@@ -76,8 +76,8 @@ def _constant_bleu(data: Path, pair: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", type=Path, required=True, help="a finished `avsr demo --out DIR` folder")
-    ap.add_argument("--s2s-updates", type=int, default=1000, help="seq2seq AVSR updates (default 1000)")
-    ap.add_argument("--avst-updates", type=int, default=1000, help="seq2seq AVST updates (default 1000)")
+    ap.add_argument("--s2s-updates", type=int, default=2000, help="seq2seq AVSR updates (default 2000)")
+    ap.add_argument("--avst-updates", type=int, default=2000, help="seq2seq AVST updates (default 2000)")
     ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
     args = ap.parse_args()
 
@@ -94,7 +94,11 @@ def main() -> int:
 
     pair = str(cfg["avst_pair"])
     common = ["--data", data, "--init", pre, "--set", f"train.seed={cfg['seed']}",
-              "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}", "--set", "train.num_workers=0"]
+              "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}", "--set", "train.num_workers=0",
+              # the demo's fine-tuning recipe (60-piece vocabulary, peak lr 2e-3); the configs add
+              # joint CTC/attention training (ctc_weight 0.3)
+              "--set", f"tokenizer.vocab_size={cfg['finetune_vocab_size']}", "--set", f"optim.lr={cfg['finetune_lr']}",
+              "--set", "train.valid_every=500"]
     noise_sets = ["--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg['finetune_noise_prob']}",
                   "--set", f"data.noise_snr_range=[{cfg['finetune_snr_min']}, {cfg['finetune_snr_max']}]",
                   "--set", f"data.noise_start_epoch={cfg.get('finetune_noise_start_epoch', 0)}"]

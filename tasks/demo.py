@@ -154,7 +154,9 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
 
     def avst_cmds() -> list[list[str]]:
         return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", data, "--pair", cfg.avst_pair, "--init", pre / "model",
-                             "--out", ft_st, "--config", CONFIGS / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={cfg.avst_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}", "--set", "train.num_workers=0")]
+                             "--out", ft_st, "--config", CONFIGS / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={cfg.avst_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}", "--set", "train.num_workers=0",
+                             *(["--set", f"tokenizer.vocab_size={cfg.finetune_vocab_size}"] if cfg.finetune_vocab_size is not None else []),
+                             *(["--set", f"optim.lr={cfg.finetune_lr}"] if cfg.finetune_lr is not None else []))]
 
     def eval_cmds() -> list[list[str]]:
         extra = ["--max-clips", str(cfg.eval_max_clips)] if cfg.eval_max_clips else []
