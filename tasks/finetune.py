@@ -11,7 +11,8 @@ Steps (rank 0 writes, every rank trains; run under ``torchrun`` for DDP):
    (kept on resume);
 3. model: ``--init`` is an AV model dir (kind ``av``) or any XLS-R encoder (project dir,
    HF dir, fairseq1 ``.pt``; the lip encoder and fusion are then fresh, from the ``av``
-   config section), plus a CTC head or a Transformer decoder;
+   config section), or a fine-tuned model dir (its encoder only: e.g. AVST from an AVSR
+   model, ASR encoder pretraining for translation), plus a CTC head or a Transformer decoder;
 4. training: the project's torchrun loop (:mod:`avsr.train`): the encoder frozen for the
    first ``train.freeze_updates`` updates, checkpoints + exact resume under
    ``RUN/checkpoints``, validation WER (avsr) or BLEU (avst) by decoding the valid split,
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--lang", help="one language: DATA/muavic/LANG (default: every language of DATA)")
     group.add_argument("--pair", help="translation pair SRC-en: DATA/muavic/SRC/en")
-    parser.add_argument("--init", required=True, type=Path, help="AV model dir, or an XLS-R encoder (dir or .pt)")
+    parser.add_argument("--init", required=True, type=Path, help="AV model dir, an XLS-R encoder (dir or .pt), or a fine-tuned model dir (its encoder)")
     parser.add_argument("--out", required=True, type=Path, help="run folder (resumes when it has checkpoints)")
     parser.add_argument("--config", type=Path, help="YAML config (configs/finetune_*.yaml)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

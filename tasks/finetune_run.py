@@ -87,16 +87,40 @@ def _tokenizer(cfg: FinetuneConfig, files: SplitFiles, out: Path, main: bool) ->
     return Tokenizer.load(path)
 
 
+def _with_overrides_av(encoder: Any, overrides: dict[str, Any]) -> Any:
+    """``encoder`` (an AVEncoder) with its audio encoder rebuilt for config ``overrides``."""
+    if not overrides:
+        return encoder
+    from avsr.models.av.io import _with_overrides
+
+    encoder.xlsr = _with_overrides(encoder.xlsr, overrides)
+    encoder.cfg.encoder = dataclasses.replace(
+        encoder.cfg.encoder, overrides={**encoder.cfg.encoder.overrides, **overrides}
+    )
+    return encoder
+
+
 def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     """The AV encoder from ``init`` + a fresh head -> FinetunedModel (train mode)."""
     from avsr.models.av.io import is_av_dir, load_av_encoder
-    from avsr.models.finetuned import FinetunedConfig, FinetunedModel
+    from avsr.models.finetuned import (
+        FinetunedConfig,
+        FinetunedModel,
+        is_finetuned_dir,
+        load_finetuned,
+    )
 
     if not init.exists():
         raise UserError(f"--init {init}: not found")
-    encoder = load_av_encoder(
-        init, None if is_av_dir(init) else cfg.av, encoder_overrides=cfg.model.encoder_overrides
-    )
+    if is_finetuned_dir(init):
+        # a fine-tuned model's encoder (e.g. AVSR before AVST: ASR encoder pretraining
+        # for speech translation); its head and tokenizer are not used
+        encoder = _with_overrides_av(load_finetuned(init).encoder, cfg.model.encoder_overrides)
+        log.info("encoder from the fine-tuned model %s (its head is dropped)", init)
+    else:
+        encoder = load_av_encoder(
+            init, None if is_av_dir(init) else cfg.av, encoder_overrides=cfg.model.encoder_overrides
+        )
     if cfg.model.masking is not None:
         encoder.cfg.masking = dataclasses.replace(cfg.model.masking)
     if cfg.model.modality_dropout is not None:

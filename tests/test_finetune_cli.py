@@ -96,6 +96,22 @@ def test_ctc_audio_only_finetune_exports_a_model(setup: tuple[Path, Path], tmp_p
     assert (run / "metrics.jsonl").read_text() == before
 
 
+def test_init_from_a_finetuned_model_takes_its_encoder(setup: tuple[Path, Path], tmp_path: Path) -> None:
+    """--init a fine-tuned model dir: its encoder (here a CTC model's) under a fresh head
+    (a seq2seq decoder); with the encoder frozen the weights are exactly the init's."""
+    data, init = setup
+    first = tmp_path / "ctc"
+    assert _finetune(data, init, first, "train.max_updates=2", "train.freeze_updates=0", head="ctc", modality="a") == 0
+    second = tmp_path / "s2s"
+    assert _finetune(data, first / "model", second, "train.max_updates=2", "train.freeze_updates=5",
+                     "model.encoder_overrides={dropout: 0.1}") == 0
+    a, b = load_finetuned(first / "model"), load_finetuned(second / "model")
+    assert b.config.head == "s2s" and b.ctc_aux is None
+    pa, pb = dict(a.encoder.named_parameters()), dict(b.encoder.named_parameters())
+    assert pa.keys() == pb.keys() and all(torch.equal(pa[k], pb[k]) for k in pa)  # (BatchNorm statistics move)
+    assert b.encoder.xlsr.config.dropout == 0.1  # overrides reach the loaded encoder
+
+
 def _finetune_argv(data: Path, init: Path, out: Path, *extra: str) -> list[str]:
     args = ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av",
             "--data", str(data), "--init", str(init), "--out", str(out)]
