@@ -1,11 +1,13 @@
 """Fine-tuning quality (issue 7): clean test WER / BLEU of CTC, seq2seq and AVST models.
 
 Works on a finished demo folder (``avsr demo --out DIR``: the embedded corpus built
-with ``--size small``, its AV-pretrained tiny encoder and its CTC models, audio-only
-and AV). Beside them it fine-tunes, from the same pretrained encoder, a seq2seq AVSR
-model (``configs/finetune_tiny_s2s.yaml``, the demo's noise recipe) and an es-en
-seq2seq AVST model (``configs/finetune_avst_tiny.yaml``) with more updates than the
-demo gives its AVST (side by side, one thread each). Then it evaluates every model on
+with ``--size small``, its AV-pretrained tiny encoder and its audio-only CTC model).
+With the demo's fine-tuning recipe it trains, from the same pretrained encoder, a
+seq2seq AVSR model (``configs/finetune_tiny_s2s.yaml``, joint CTC/attention, 2000
+updates) and an AV CTC model (2000 updates, the demo gives its own 1000), side by
+side, one thread each; then an es-en seq2seq AVST model (``configs/finetune_avst_tiny.yaml``)
+whose encoder is the seq2seq AVSR model's (ASR encoder pretraining for speech
+translation; fresh decoder and English tokenizer). Then it evaluates every model on
 the clean test split (speakers unseen in training) and prints each score against its
 stated bound, with the chance-level references:
 
@@ -73,11 +75,31 @@ def _constant_bleu(data: Path, pair: str) -> float:
     return float(sacrebleu.corpus_bleu([best] * len(refs), [refs]).score)
 
 
+def _run_side_by_side(jobs: list[tuple[str, Path, list[str | Path]]], bench: Path) -> None:
+    if not jobs:
+        return
+    t0 = time.perf_counter()
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    procs = []
+    for title, out, cmd in jobs:
+        print(f"fine-tuning {title} -> {out}", flush=True)
+        log = open(bench / f"{out.name}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        full = [sys.executable, "-m", "avsr.cli", *[str(c) for c in cmd]]
+        procs.append((title, log, subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env)))
+    for title, log, proc in procs:
+        rc = proc.wait()
+        log.close()
+        if rc != 0:
+            raise SystemExit(f"{title} failed ({rc}); log {log.name}")
+    print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", type=Path, required=True, help="a finished `avsr demo --out DIR` folder")
     ap.add_argument("--s2s-updates", type=int, default=2000, help="seq2seq AVSR updates (default 2000)")
-    ap.add_argument("--avst-updates", type=int, default=2000, help="seq2seq AVST updates (default 2000)")
+    ap.add_argument("--ctc-av-updates", type=int, default=2000, help="AV CTC updates (default 2000; the demo gives it 1000)")
+    ap.add_argument("--avst-updates", type=int, default=1000, help="seq2seq AVST updates from the AVSR encoder (default 1000)")
     ap.add_argument("--json", type=Path, default=None, help="also write the scores here")
     args = ap.parse_args()
 
@@ -102,38 +124,42 @@ def main() -> int:
     noise_sets = ["--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg['finetune_noise_prob']}",
                   "--set", f"data.noise_snr_range=[{cfg['finetune_snr_min']}, {cfg['finetune_snr_max']}]",
                   "--set", f"data.noise_start_epoch={cfg.get('finetune_noise_start_epoch', 0)}"]
-    s2s, avst = bench / "s2s_av", bench / "avst"
-    jobs = []
-    if not (s2s / "model" / "model.safetensors").is_file():
-        jobs.append(("seq2seq AVSR", s2s, ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", *common,
-                     "--out", s2s, "--config", REPO / "configs" / "finetune_tiny_s2s.yaml",
-                     "--set", f"train.max_updates={args.s2s_updates}", *noise_sets]))
-    if not (avst / "model" / "model.safetensors").is_file():
-        jobs.append((f"seq2seq AVST {pair}", avst, ["finetune", "--task", "avst", "--head", "s2s", "--modality", "av",
-                     "--pair", pair, *common, "--out", avst, "--config", REPO / "configs" / "finetune_avst_tiny.yaml",
-                     "--set", f"train.max_updates={args.avst_updates}"]))
-    if jobs:
-        # side by side, one thread each (as the demo runs its fine-tunings)
-        t0 = time.perf_counter()
-        env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        procs = []
-        for title, out, cmd in jobs:
-            print(f"fine-tuning {title} -> {out}", flush=True)
-            log = open(bench / f"{out.name}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
-            full = [sys.executable, "-m", "avsr.cli", *[str(c) for c in cmd]]
-            procs.append((title, log, subprocess.Popen(full, stdout=log, stderr=subprocess.STDOUT, env=env)))
-        for title, log, proc in procs:
-            rc = proc.wait()
-            log.close()
-            if rc != 0:
-                raise SystemExit(f"{title} failed ({rc}); log {log.name}")
-        print(f"  done in {time.perf_counter() - t0:.0f} s", flush=True)
+    s2s, ctc_av, avst = bench / "s2s_av", bench / "ctc_av", bench / "avst_from_s2s"
+
+    def s2s_job() -> tuple[str, Path, list[str | Path]]:
+        return ("seq2seq AVSR", s2s, ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", *common,
+                "--out", s2s, "--config", REPO / "configs" / "finetune_tiny_s2s.yaml",
+                "--set", f"train.max_updates={args.s2s_updates}", *noise_sets])
+
+    def ctc_job() -> tuple[str, Path, list[str | Path]]:
+        return ("CTC AVSR (AV)", ctc_av, ["finetune", "--task", "avsr", "--head", "ctc", "--modality", "av", *common,
+                "--out", ctc_av, "--config", REPO / "configs" / "finetune_tiny_ctc.yaml",
+                "--set", f"train.max_updates={args.ctc_av_updates}", *noise_sets])
+
+    def avst_job() -> tuple[str, Path, list[str | Path]]:
+        # the seq2seq AVSR model's encoder (it already reads the Spanish speech), fresh decoder
+        # and English tokenizer: ASR encoder pretraining for speech translation
+        return (f"seq2seq AVST {pair}", avst, ["finetune", "--task", "avst", "--head", "s2s", "--modality", "av",
+                "--pair", pair, *[c if c != pre else s2s / "model" for c in common], "--out", avst,
+                "--config", REPO / "configs" / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={args.avst_updates}"])
+
+    def done(run: Path) -> bool:
+        return (run / "model" / "model.safetensors").is_file()
+
+    # side by side, one thread each (as the demo runs its fine-tunings); the AVST run
+    # needs the seq2seq AVSR model, so it starts as soon as that exists
+    first = [job() for run, job in ((s2s, s2s_job), (ctc_av, ctc_job)) if not done(run)]
+    if done(s2s) and not done(avst):
+        first.append(avst_job())
+    _run_side_by_side(first, bench)
+    if not done(avst):
+        _run_side_by_side([avst_job()], bench)
 
     rows = [
         ("ctc_a", "CTC AVSR, audio-only fine-tuned, A input", "WER", _clean_score(demo / "finetune_a" / "model", data, bench / "eval_ctc_a", "a", None)),
-        ("ctc_av", "CTC AVSR, AV fine-tuned, AV input", "WER", _clean_score(demo / "finetune_av" / "model", data, bench / "eval_ctc_av", "av", None)),
+        ("ctc_av", f"CTC AVSR, AV fine-tuned ({args.ctc_av_updates} upd.), AV input", "WER", _clean_score(ctc_av / "model", data, bench / "eval_ctc_av2", "av", None)),
         ("s2s_av", "seq2seq AVSR, AV fine-tuned, AV input", "WER", _clean_score(s2s / "model", data, bench / "eval_s2s_av", "av", None)),
-        ("avst_bleu", f"seq2seq AVST {pair}, AV input", "BLEU", _clean_score(avst / "model", data, bench / "eval_avst", "av", pair)),
+        ("avst_bleu", f"seq2seq AVST {pair} (AVSR encoder), AV input", "BLEU", _clean_score(avst / "model", data, bench / "eval_avst2", "av", pair)),
     ]
     const = _constant_bleu(data, pair)
     print(f"\nclean test split of {data} (unseen speakers); chance: WER 100 %, constant-sentence BLEU {const:.1f}")
