@@ -55,7 +55,9 @@ def _clean_score(model: Path, data: Path, out: Path, modality: str, pair: str | 
     from avsr.evaluation.results import EvalResults
 
     res = out / "results.json"
-    if not res.is_file():
+    weights = model / "model.safetensors"
+    # evaluate again when the model was retrained after the stored results
+    if not res.is_file() or (weights.is_file() and weights.stat().st_mtime > res.stat().st_mtime):
         extra = ["--pair", pair] if pair else []
         _avsr("evaluate", "--model", model, "--data", data, "--split", "test", "--snr", "clean",
               "--modality", modality, *extra, "--out", out, "--no-plots", log=out.with_suffix(".log"))
@@ -115,7 +117,7 @@ def main() -> int:
     bench.mkdir(exist_ok=True)
 
     pair = str(cfg["avst_pair"])
-    common = ["--data", data, "--init", pre, "--set", f"train.seed={cfg['seed']}",
+    common = ["--data", data, "--set", f"train.seed={cfg['seed']}",
               "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}", "--set", "train.num_workers=0",
               # the demo's fine-tuning recipe (60-piece vocabulary, peak lr 2e-3); the configs add
               # joint CTC/attention training (ctc_weight 0.3)
@@ -127,12 +129,12 @@ def main() -> int:
     s2s, ctc_av, avst = bench / "s2s_av", bench / "ctc_av", bench / "avst_from_s2s"
 
     def s2s_job() -> tuple[str, Path, list[str | Path]]:
-        return ("seq2seq AVSR", s2s, ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", *common,
+        return ("seq2seq AVSR", s2s, ["finetune", "--task", "avsr", "--head", "s2s", "--modality", "av", "--init", pre, *common,
                 "--out", s2s, "--config", REPO / "configs" / "finetune_tiny_s2s.yaml",
                 "--set", f"train.max_updates={args.s2s_updates}", *noise_sets])
 
     def ctc_job() -> tuple[str, Path, list[str | Path]]:
-        return ("CTC AVSR (AV)", ctc_av, ["finetune", "--task", "avsr", "--head", "ctc", "--modality", "av", *common,
+        return ("CTC AVSR (AV)", ctc_av, ["finetune", "--task", "avsr", "--head", "ctc", "--modality", "av", "--init", pre, *common,
                 "--out", ctc_av, "--config", REPO / "configs" / "finetune_tiny_ctc.yaml",
                 "--set", f"train.max_updates={args.ctc_av_updates}", *noise_sets])
 
@@ -140,7 +142,7 @@ def main() -> int:
         # the seq2seq AVSR model's encoder (it already reads the Spanish speech), fresh decoder
         # and English tokenizer: ASR encoder pretraining for speech translation
         return (f"seq2seq AVST {pair}", avst, ["finetune", "--task", "avst", "--head", "s2s", "--modality", "av",
-                "--pair", pair, *[c if c != pre else s2s / "model" for c in common], "--out", avst,
+                "--pair", pair, "--init", s2s / "model", *common, "--out", avst,
                 "--config", REPO / "configs" / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={args.avst_updates}"])
 
     def done(run: Path) -> bool:
@@ -157,9 +159,9 @@ def main() -> int:
 
     rows = [
         ("ctc_a", "CTC AVSR, audio-only fine-tuned, A input", "WER", _clean_score(demo / "finetune_a" / "model", data, bench / "eval_ctc_a", "a", None)),
-        ("ctc_av", f"CTC AVSR, AV fine-tuned ({args.ctc_av_updates} upd.), AV input", "WER", _clean_score(ctc_av / "model", data, bench / "eval_ctc_av2", "av", None)),
+        ("ctc_av", f"CTC AVSR, AV fine-tuned ({args.ctc_av_updates} upd.), AV input", "WER", _clean_score(ctc_av / "model", data, bench / "eval_ctc_av", "av", None)),
         ("s2s_av", "seq2seq AVSR, AV fine-tuned, AV input", "WER", _clean_score(s2s / "model", data, bench / "eval_s2s_av", "av", None)),
-        ("avst_bleu", f"seq2seq AVST {pair} (AVSR encoder), AV input", "BLEU", _clean_score(avst / "model", data, bench / "eval_avst2", "av", pair)),
+        ("avst_bleu", f"seq2seq AVST {pair} (AVSR encoder), AV input", "BLEU", _clean_score(avst / "model", data, bench / "eval_avst", "av", pair)),
     ]
     const = _constant_bleu(data, pair)
     print(f"\nclean test split of {data} (unseen speakers); chance: WER 100 %, constant-sentence BLEU {const:.1f}")

@@ -87,22 +87,9 @@ def _tokenizer(cfg: FinetuneConfig, files: SplitFiles, out: Path, main: bool) ->
     return Tokenizer.load(path)
 
 
-def _with_overrides_av(encoder: Any, overrides: dict[str, Any]) -> Any:
-    """``encoder`` (an AVEncoder) with its audio encoder rebuilt for config ``overrides``."""
-    if not overrides:
-        return encoder
-    from avsr.models.av.io import _with_overrides
-
-    encoder.xlsr = _with_overrides(encoder.xlsr, overrides)
-    encoder.cfg.encoder = dataclasses.replace(
-        encoder.cfg.encoder, overrides={**encoder.cfg.encoder.overrides, **overrides}
-    )
-    return encoder
-
-
 def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     """The AV encoder from ``init`` + a fresh head -> FinetunedModel (train mode)."""
-    from avsr.models.av.io import is_av_dir, load_av_encoder
+    from avsr.models.av.io import is_av_dir, load_av_encoder, with_encoder_overrides
     from avsr.models.finetuned import (
         FinetunedConfig,
         FinetunedModel,
@@ -115,7 +102,7 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     if is_finetuned_dir(init):
         # a fine-tuned model's encoder (e.g. AVSR before AVST: ASR encoder pretraining
         # for speech translation); its head and tokenizer are not used
-        encoder = _with_overrides_av(load_finetuned(init).encoder, cfg.model.encoder_overrides)
+        encoder = with_encoder_overrides(load_finetuned(init).encoder, cfg.model.encoder_overrides)
         log.info("encoder from the fine-tuned model %s (its head is dropped)", init)
     else:
         encoder = load_av_encoder(

@@ -84,8 +84,8 @@ def read_video_gray(path: str | Path) -> np.ndarray:
     """All frames of a video as grayscale uint8, shape (T, H, W) (PyAV decode).
 
     Planar YUV video (what preprocessing writes) is read from its luma plane through
-    a lookup table identical to libswscale's gray conversion, about 5x faster than
-    converting every frame; the first frame is checked against the converter and any
+    a lookup table identical to libswscale's gray conversion, about 4x faster than
+    converting every frame (``benchmarks/step_speedups.py``); the first frame is checked against the converter and any
     other format is converted frame by frame.
     """
     import av

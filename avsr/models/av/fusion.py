@@ -59,7 +59,6 @@ class Fusion(nn.Module):
         if norm == "per_modality" and kind != "concat":
             raise ValueError("fusion norm 'per_modality' needs kind 'concat'")
         self.kind = kind
-        self.norm = norm
         in_dim = 2 * model_dim if kind == "concat" else model_dim
         self.layer_norm: nn.LayerNorm | None = None
         self.audio_norm: nn.LayerNorm | None = None

@@ -79,6 +79,18 @@ def _with_overrides(xlsr: Any, overrides: dict[str, Any]) -> Any:
     return new
 
 
+def with_encoder_overrides(encoder: AVEncoder, overrides: dict[str, Any]) -> AVEncoder:
+    """``encoder`` with its audio encoder rebuilt for config ``overrides`` (same weights),
+    recorded in ``encoder.cfg.encoder.overrides``; e.g. a fine-tuned model's encoder."""
+    if not overrides:
+        return encoder
+    encoder.xlsr = _with_overrides(encoder.xlsr, overrides)
+    encoder.cfg.encoder = dataclasses.replace(
+        encoder.cfg.encoder, overrides={**encoder.cfg.encoder.overrides, **overrides}
+    )
+    return encoder
+
+
 def _read_av_dir(
     path: Path, config: AVModelConfig | None
 ) -> tuple[AVModelConfig, Any, dict[str, torch.Tensor], dict[str, Any]]:
