@@ -44,6 +44,8 @@ class DemoConfig:
     unit_k: int = 100
     unit_layer: int | None = None
     pretrain_updates: int = 300
+    pretrain_overrides: list[str] = field(default_factory=list)
+    """More ``--set`` overrides for the AV pretraining, e.g. ``[model.fusion.kind=add]``."""
     finetune_updates: int = 300
     """Updates of the AV fine-tuning (and of the A one unless ``finetune_a_updates``)."""
     finetune_a_updates: int | None = None
@@ -129,7 +131,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
     def pretrain_cmds() -> list[list[str]]:
         return [avsr_command("pretrain", "--config", CONFIGS / "pretrain_tiny.yaml", "--data", data, "--labels", units, "--init", enc_path, "--out", pre,
                              "--set", f"train.max_updates={cfg.pretrain_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
-                             "--set", f"data.noise_dir={noise}")]
+                             "--set", f"data.noise_dir={noise}", *[x for o in cfg.pretrain_overrides for x in ("--set", o)])]
 
     def finetune_cmd(modality: str, run: Path) -> list[list[str]]:
         updates = cfg.finetune_a_updates if modality == "a" and cfg.finetune_a_updates else cfg.finetune_updates

@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_stage_plan_and_overrides(tmp_path: Path) -> None:
-    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune_lr=0.003", "langs=[en, fr]"])
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune_lr=0.003", "langs=[en, fr]", "pretrain_overrides=[model.fusion.kind=concat]"])
     stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
     assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate"]
     assert stages["stage0"].skip_reason is None
@@ -21,6 +21,8 @@ def test_stage_plan_and_overrides(tmp_path: Path) -> None:
     assert "--modality a" in ft and "optim.lr=0.003" in ft and f"tokenizer.vocab_size={cfg.finetune_vocab_size}" in ft
     assert f"data.noise_dir={tmp_path / 'corpus' / 'noise'}" in ft
     assert "--modality av" in " ".join(stages["finetune_av"].commands()[0])
+    pre = stages["pretrain"].commands()[0]
+    assert pre[-2:] == ["--set", "model.fusion.kind=concat"]
 
 
 def test_encoder_skips_stage0(tmp_path: Path) -> None:
