@@ -69,8 +69,9 @@ def face_mesh_status() -> str:
     """Run mediapipe face mesh on the scikit-image astronaut photo."""
     try:
         import numpy as np
-        from preprocessing.landmarks import MediaPipeFaceMesh
         from skimage import data
+
+        from preprocessing.landmarks import MediaPipeFaceMesh
 
         img = np.ascontiguousarray(data.astronaut())
         with MediaPipeFaceMesh(static_image_mode=True) as mesh:
