@@ -91,6 +91,11 @@ def encoder_unit_layer(encoder: str) -> int:
     return max(1, round(len(enc.encoder.layers) * 3 / 4))
 
 
+def set_args(overrides: list[str]) -> list[str]:
+    """``[k=v, ...]`` -> ``["--set", "k=v", ...]`` for an ``avsr`` command line."""
+    return [x for o in overrides for x in ("--set", o)]
+
+
 def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]:
     corpus, data = out / "corpus", out / "data"
     noise = corpus / "noise"
@@ -131,7 +136,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
     def pretrain_cmds() -> list[list[str]]:
         return [avsr_command("pretrain", "--config", CONFIGS / "pretrain_tiny.yaml", "--data", data, "--labels", units, "--init", enc_path, "--out", pre,
                              "--set", f"train.max_updates={cfg.pretrain_updates}", "--set", f"train.seed={cfg.seed}", "--set", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
-                             "--set", f"data.noise_dir={noise}", *[x for o in cfg.pretrain_overrides for x in ("--set", o)])]
+                             "--set", f"data.noise_dir={noise}", *set_args(cfg.pretrain_overrides))]
 
     def finetune_cmd(modality: str, run: Path) -> list[list[str]]:
         updates = cfg.finetune_a_updates if modality == "a" and cfg.finetune_a_updates else cfg.finetune_updates
@@ -150,9 +155,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         if cfg.finetune_speed_perturb is not None:
             lo, hi = cfg.finetune_speed_perturb
             extra += ["--set", f"data.speed_perturb=[{lo}, {hi}]"]
-        for o in cfg.finetune_overrides:
-            extra += ["--set", o]
-        return extra
+        return extra + set_args(cfg.finetune_overrides)
 
     def avst_cmds() -> list[list[str]]:
         return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", data, "--pair", cfg.avst_pair, "--init", pre / "model",
