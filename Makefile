@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`. Both set everything up.
-.PHONY: setup demo test test-fast lint bench
+.PHONY: setup demo imports test test-fast lint bench
 
 setup:
 	@bash scripts/setup.sh
@@ -7,11 +7,15 @@ setup:
 demo: setup
 	.venv/bin/avsr demo --out demo_out
 
-test: setup
+# Import contracts (pyproject.toml [tool.importlinter]): layers, no cycles.
+imports: setup
+	.venv/bin/lint-imports --no-cache
+
+test: imports
 	.venv/bin/python -m pytest -q
 
-test-fast: setup
+test-fast: imports
 	.venv/bin/python -m pytest -q -m "not slow"
 
-lint: setup
+lint: imports
 	.venv/bin/ruff check avsr preprocessing clustering tasks tests benchmarks

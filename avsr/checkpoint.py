@@ -28,6 +28,7 @@ CONFIG = "config.yaml"
 
 
 def is_model_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a directory holding both the weights and the config."""
     path = Path(path)
     return path.is_dir() and (path / WEIGHTS).is_file() and (path / CONFIG).is_file()
 
@@ -53,15 +54,21 @@ def save_model_dir(path: str | Path, state_dict: dict[str, Any], config: dict[st
     return path
 
 
+def _parse_yaml(cfg_path: Path) -> Any:
+    """The YAML document of ``cfg_path`` (UserError when it is not valid YAML)."""
+    try:
+        return yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise UserError(f"{cfg_path}: not valid YAML: {exc}") from exc
+
+
 def read_model_config(path: str | Path) -> dict[str, Any]:
+    """The checked config of a model directory (or of its ``config.yaml`` given directly)."""
     path = Path(path)
     cfg_path = path / CONFIG if path.is_dir() else path
     if not cfg_path.is_file():
         raise UserError(f"{path}: not a model directory (no {CONFIG})")
-    try:
-        cfg = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"{cfg_path}: not valid YAML: {exc}") from exc
+    cfg = _parse_yaml(cfg_path)
     if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
         raise UserError(f"{cfg_path}: not an xlavsr model config (format field missing)")
     version = cfg.get("version")

@@ -20,7 +20,7 @@ from avsr.errors import UserError
 
 # name -> (module, one-line description), in pipeline order.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "env": ("avsr.env", "print versions, GPU visibility, face-mesh and espeak-ng checks"),
+    "env": ("tasks.env", "print versions, GPU visibility, face-mesh and espeak-ng checks"),
     "media": ("avsr.media", "find or fetch the real test media (carphone, LibriVox, sonic-pi)"),
     "corpus": ("avsr.corpus.cli", "build the embedded multilingual talking-face corpus"),
     "preprocess": ("preprocessing.cli", "raw videos -> 96x96 mouth ROI @25 fps, 16 kHz audio, manifests"),

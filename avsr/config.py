@@ -3,7 +3,9 @@
 Every stage has one config dataclass. :func:`load_config` reads a YAML file (or
 starts from the defaults), applies dotted command-line overrides such as
 ``train.lr=3e-4`` and checks every value against the dataclass field types. An
-unknown key is an error naming the key and listing the valid ones.
+unknown key is an error naming the key and listing the valid ones. A file may name
+another with ``base: other.yaml`` and hold only what differs from it; the config
+written beside a stage's outputs is always the fully resolved one.
 """
 
 from __future__ import annotations
@@ -205,35 +207,69 @@ def apply_overrides(cls: type, data: dict[str, Any], overrides: Sequence[str]) -
     return data
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The top-level mapping of one YAML file (empty file: ``{}``)."""
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return loaded
+
+
+def _read_chain(path: Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """(merged mapping, files read: ``path`` first, then its bases) of one config file."""
+    files = (*seen, path)
+    if path.resolve() in {p.resolve() for p in seen}:
+        raise ConfigError("config files form a base cycle: " + " -> ".join(str(p) for p in files))
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data, (path,)
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: base must be a path relative to the file, got {base!r}")
+    base_data, base_files = _read_chain(path.parent / base, files)
+    return _deep_merge(base_data, data), (path, *base_files)
+
+
+def read_config_file(path: str | Path) -> tuple[dict[str, Any], tuple[Path, ...]]:
+    """The mapping of a YAML config file, with its ``base:`` chain merged in.
+
+    ``base: other.yaml`` (a path relative to the file) is read first and this file's keys
+    are deep-merged over it: mappings key by key, any other value (lists included)
+    replaced. A base may have a base; a cycle is an error naming the files. Returns the
+    mapping and the files read (``path`` first, then its bases).
+    """
+    return _read_chain(Path(path), ())
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """Defaults of ``cls``, updated by the YAML file at ``path``, then by ``overrides``."""
+    """Defaults of ``cls``, updated by the YAML file at ``path`` (and its ``base:`` chain),
+    then by ``overrides``."""
     data: dict[str, Any] = {}
+    origin = "overrides"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-        data = loaded
+        data, files = read_config_file(path)
+        origin = str(files[0]) + "".join(f" (base {f})" for f in files[1:])
     try:
         base = to_dict(from_dict(cls, data, prefix=""))
     except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
+        raise ConfigError(f"{origin}: {exc}") from exc
     merged = apply_overrides(cls, _deep_merge(base, data), overrides)
     try:
         return from_dict(cls, merged)
     except ConfigError as exc:
-        origin = f"{path} + overrides" if path is not None else "overrides"
-        raise ConfigError(f"{origin}: {exc}") from exc
+        where = f"{origin} + overrides" if path is not None else origin
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def _deep_merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``update``: mappings merged key by key, other values replaced."""
     out = dict(base)
     for k, v in update.items():
         if k == "version":

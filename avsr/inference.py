@@ -1,30 +1,20 @@
-"""Transcribe or translate your own videos with a fine-tuned model.
+"""Decode preprocessed media (mouth ROI frames and/or 16 kHz audio) with a fine-tuned model,
+window by window, and write the text as plain text or SubRip subtitles.
 
-::
-
-    from avsr.inference import Transcriber
-
-    tr = Transcriber("RUN/best")                  # the model is loaded once
-    for seg in tr.transcribe("talk.mp4", window_s=10):
-        print(f"{seg.start:.2f}-{seg.end:.2f} {seg.text}")
-
-Each video is preprocessed on the fly exactly as ``avsr preprocess`` does it
-(:func:`preprocessing.pipeline.process_clip`: 25 fps, face mesh, smoothed
-landmarks, 96x96 mouth ROI, 16 kHz mono audio) into a temporary folder; it is
-cut into windows of ``window_s`` seconds which are decoded in batches.
+The video front end (face mesh, ROI, audio extraction on the fly) lives with the
+preprocessing, in :class:`tasks.transcriber.Transcriber`, which adds
+``transcribe(video)`` to the :class:`WindowDecoder` here.
 
 Missing inputs:
 
-- no face found: audio-only decoding with a warning (or a :class:`UserError`
-  when ``modality`` asks for video);
-- no audio stream: video-only decoding (or an error when ``modality="a"``/``"av"``);
-- neither: a :class:`UserError`.
+- no face found (``MediaInput.video`` is None): audio-only decoding (or a
+  :class:`UserError` when ``modality`` asks for video);
+- no audio stream: video-only decoding (or an error when ``modality="a"``/``"av"``).
 """
 
 from __future__ import annotations
 
 import math
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +22,17 @@ from typing import Any
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE, VIDEO_FPS
+from avsr.checkpoint import read_model_config
+from avsr.data import AVSample, collate
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
+from avsr.models.finetuned import load_finetuned
+from avsr.runtime import input_geometry, pick_device, resolve_model_dir
 
 log = get_logger(__name__)
 
-SAMPLE_RATE = 16000
-FPS = 25
-SAMPLES_PER_FRAME = SAMPLE_RATE // FPS
+SAMPLES_PER_FRAME = SAMPLE_RATE // VIDEO_FPS
 TASKS = {"transcribe": "avsr", "translate": "avst", "avsr": "avsr", "avst": "avst"}
 
 
@@ -48,21 +41,29 @@ class Segment:
     """Text of one window of a video, times in seconds from the first video frame."""
 
     start: float
+    """Start of the window (s)."""
     end: float
+    """End of the window (s)."""
     text: str
+    """The decoded text (empty when nothing was recognised)."""
 
 
 @dataclass(kw_only=True)
 class Transcript:
-    """Everything :meth:`Transcriber.transcribe_detailed` found out about one video."""
+    """Everything the decoding of one video found out (:meth:`WindowDecoder.decode_media`)."""
 
     video: str
+    """The video's name as given."""
     segments: list[Segment]
+    """Text per window, in time order."""
     modality: str
     """What was decoded: ``av``, ``a`` (no face) or ``v`` (no audio)."""
     task: str
+    """``avsr`` (transcripts) or ``avst`` (English translations)."""
     duration: float
+    """Length of the video (s)."""
     warnings: list[str] = field(default_factory=list)
+    """What was missing (no face, no audio), one sentence each."""
 
     @property
     def text(self) -> str:
@@ -83,109 +84,23 @@ class Transcript:
         }
 
 
-def resolve_model_dir(path: str | Path) -> Path:
-    """A fine-tuned model directory: ``path`` itself, or the ``model/`` export of an
-    ``avsr finetune`` run folder. UserError when neither."""
-    from avsr.checkpoint import is_model_dir
-
-    path = Path(path)
-    if is_model_dir(path):
-        return path
-    if is_model_dir(path / "model"):
-        log.info("%s: using the run's exported model %s", path, path / "model")
-        return path / "model"
-    if not path.exists():
-        raise UserError(f"{path}: model directory not found")
-    raise UserError(
-        f"{path}: not a fine-tuned model directory (no model.safetensors + config.yaml)"
-    )
-
-
-def input_geometry(model_config: dict[str, Any]) -> tuple[int, int | None]:
-    """(centre-crop size, resize-to size or None) of the ROI frames the model was trained on.
-
-    From the ``data`` section of a fine-tuned model's config when it has one, else the
-    data defaults (88, no resize).
-    """
-    from avsr.data import DataConfig
-
-    default = DataConfig()
-    data = model_config.get("data") or {}
-    crop = int(data.get("crop_size", default.crop_size))
-    size = data.get("image_size", default.image_size)
-    return crop, (int(size) if size is not None else None)
-
-
 @dataclass
 class MediaInput:
     """One preprocessed video: ROI frames (T, 96, 96) uint8 and/or 16 kHz float audio."""
 
     video: np.ndarray | None
+    """(T, H, W) uint8 mouth ROI frames at 25 fps; None when no face was found."""
     audio: np.ndarray | None
+    """(S,) float32 16 kHz mono audio in [-1, 1]; None when the video has no audio."""
     warnings: list[str]
+    """What was missing, one sentence each."""
 
     @property
     def duration(self) -> float:
         if self.video is not None:
-            return self.video.shape[0] / FPS
+            return self.video.shape[0] / VIDEO_FPS
         assert self.audio is not None
         return self.audio.shape[0] / SAMPLE_RATE
-
-
-def preprocess_video(
-    path: str | Path, cfg: Any = None, *, work_dir: str | Path | None = None
-) -> MediaInput:
-    """Run the preprocessing of one video (face mesh, ROI, audio) into memory.
-
-    ``cfg``: a :class:`preprocessing.clip.PreprocessConfig` (default settings if None);
-    clips without audio are always kept (video only).
-    """
-    import dataclasses
-
-    from avsr.data import read_audio, read_video_gray
-    from preprocessing.audio import decode_audio_stream
-    from preprocessing.clip import Clip, PreprocessConfig, clip_id_for
-    from preprocessing.pipeline import process_clip
-    from preprocessing.video_io import MediaError, probe
-
-    path = Path(path).expanduser().resolve()
-    if not path.is_file():
-        raise UserError(f"{path}: video not found")
-    cfg = dataclasses.replace(cfg or PreprocessConfig(), keep_video_only=True, workers=1)
-    warnings: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="xlavsr-transcribe-", dir=work_dir) as tmp:
-        clip = Clip(id=clip_id_for(path), video=str(path))
-        rec = process_clip(clip, cfg, tmp)
-        status, reason = rec.get("status"), rec.get("reason")
-        if status == "ok":
-            video = read_video_gray(Path(tmp) / rec["video"])
-            audio = read_audio(Path(tmp) / rec["audio"]) if rec.get("audio") else None
-            if audio is None:
-                warnings.append(f"{path}: no audio stream: video-only decoding")
-            elif rec.get("interpolated_frames"):
-                log.debug(
-                    "%s: %d frames without a face were interpolated",
-                    path,
-                    rec["interpolated_frames"],
-                )
-            return MediaInput(video=video, audio=audio, warnings=warnings)
-        if status == "skipped" and reason == "no_face":
-            try:
-                has_audio = probe(path).has_audio
-                samples = decode_audio_stream(path)[0] if has_audio else None
-            except MediaError as exc:
-                raise UserError(
-                    f"{path}: no face found and the audio cannot be read: {exc.detail}"
-                ) from exc
-            if samples is None:
-                raise UserError(
-                    f"{path}: no face found ({rec.get('detail')}) and no audio stream: nothing to decode"
-                )
-            warnings.append(f"{path}: no face found ({rec.get('detail', '')}): audio-only decoding")
-            return MediaInput(
-                video=None, audio=(samples.astype(np.float32) / 32768.0), warnings=warnings
-            )
-        raise UserError(f"{path}: cannot preprocess ({reason}): {rec.get('detail', '')}")
 
 
 def window_bounds(
@@ -197,23 +112,22 @@ def window_bounds(
     """
     if window_s <= 0 or not math.isfinite(window_s):
         raise UserError(f"window length must be a positive number of seconds, got {window_s}")
-    win = max(1, int(round(window_s * FPS)))
+    win = max(1, int(round(window_s * VIDEO_FPS)))
     bounds = [(s, min(s + win, n_frames)) for s in range(0, n_frames, win)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min(min_last_s, window_s / 2) * FPS:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min(min_last_s, window_s / 2) * VIDEO_FPS:
         last = bounds.pop()
         bounds[-1] = (bounds[-1][0], last[1])
     return bounds
 
 
-class Transcriber:
-    """A fine-tuned model loaded once, for any number of videos.
+class WindowDecoder:
+    """A fine-tuned model loaded once, decoding any number of preprocessed media.
 
     Args:
-        model_dir: a fine-tuned model directory (``avsr finetune`` output).
+        model_dir: a fine-tuned model directory (``avsr finetune`` output or its run folder).
         device: ``auto`` (CUDA when visible), ``cpu``, ``cuda``, ``cuda:N``.
         beam: beam width of seq2seq decoding.
         batch_size: windows decoded together.
-        preprocess: :class:`preprocessing.clip.PreprocessConfig` for the on-the-fly preprocessing.
     """
 
     def __init__(
@@ -223,12 +137,7 @@ class Transcriber:
         device: str = "auto",
         beam: int = 5,
         batch_size: int = 8,
-        preprocess: Any = None,
     ) -> None:
-        from avsr.checkpoint import read_model_config
-        from avsr.evaluation.run import pick_device
-        from avsr.models.finetuned import load_finetuned
-
         self.model_dir = resolve_model_dir(model_dir)
         self.model_config = read_model_config(self.model_dir)
         self.device = pick_device(device)
@@ -236,8 +145,18 @@ class Transcriber:
         self.task = self.model.config.task
         self.beam = beam
         self.batch_size = max(1, batch_size)
-        self.preprocess = preprocess
         self.crop, self.image_size = input_geometry(self.model_config)
+
+    def check_request(self, task: str | None, window_s: float, modality: str) -> None:
+        """UserError for a task the model does not do, an unknown modality or a bad window.
+
+        ``task``: ``transcribe`` / ``translate`` (checked against the model; None: the model's).
+        ``modality``: ``auto`` (AV when both are there, else what there is), ``av``, ``a``, ``v``.
+        """
+        self._check_task(task)
+        if modality not in ("auto", "av", "a", "v"):
+            raise UserError(f"modality must be auto, av, a or v, got {modality!r}")
+        window_bounds(1, window_s)  # validate early
 
     def _check_task(self, task: str | None) -> None:
         if task is None:
@@ -251,39 +170,6 @@ class Transcriber:
                 f"{self.model_dir}: {kind} model cannot {task}; give a model fine-tuned with --task {want}"
             )
 
-    def transcribe(
-        self,
-        video_path: str | Path,
-        *,
-        task: str | None = None,
-        window_s: float = 10.0,
-        modality: str = "auto",
-    ) -> list[Segment]:
-        """Text per window of one video (see :meth:`transcribe_detailed`)."""
-        return self.transcribe_detailed(
-            video_path, task=task, window_s=window_s, modality=modality
-        ).segments
-
-    def transcribe_detailed(
-        self,
-        video_path: str | Path,
-        *,
-        task: str | None = None,
-        window_s: float = 10.0,
-        modality: str = "auto",
-    ) -> Transcript:
-        """Preprocess, window and decode one video.
-
-        ``task``: ``transcribe`` / ``translate`` (checked against the model; None: the model's).
-        ``modality``: ``auto`` (AV when both are there, else what there is), ``av``, ``a``, ``v``.
-        """
-        self._check_task(task)
-        if modality not in ("auto", "av", "a", "v"):
-            raise UserError(f"modality must be auto, av, a or v, got {modality!r}")
-        window_bounds(1, window_s)  # validate early
-        media = preprocess_video(video_path, self.preprocess)
-        return self.decode_media(media, str(video_path), window_s=window_s, modality=modality)
-
     def decode_media(
         self, media: MediaInput, name: str, *, window_s: float = 10.0, modality: str = "auto"
     ) -> Transcript:
@@ -294,8 +180,6 @@ class Transcriber:
         mod = self._pick_modality(media, name, modality)
         samples = self._windows(media, window_s, mod)
         texts: list[str] = []
-        from avsr.data import collate
-
         for i in range(0, len(samples), self.batch_size):
             chunk = samples[i : i + self.batch_size]
             batch = collate([s for s, _ in chunk])
@@ -332,8 +216,6 @@ class Transcriber:
     def _windows(
         self, media: MediaInput, window_s: float, mod: str
     ) -> list[tuple[Any, tuple[float, float]]]:
-        from avsr.data import AVSample
-
         video = self._prepare_video(media.video) if media.video is not None and mod != "a" else None
         audio = media.audio if mod != "v" else None
         if media.video is not None:
@@ -355,7 +237,7 @@ class Transcriber:
             sample = AVSample(
                 id=f"w{k}", index=k, n_audio=n_audio, n_video=f1 - f0, audio=a, video=v
             )
-            out.append((sample, (f0 / FPS, f1 / FPS)))
+            out.append((sample, (f0 / VIDEO_FPS, f1 / VIDEO_FPS)))
         return out
 
     def _prepare_video(self, video: np.ndarray) -> np.ndarray:
@@ -374,19 +256,6 @@ class Transcriber:
             raise UserError(f"ROI frames {h}x{w} are smaller than the model's crop {c}")
         y0, x0 = (h - c) // 2, (w - c) // 2
         return np.ascontiguousarray(video[:, y0 : y0 + c, x0 : x0 + c])
-
-    def transcribe_many(
-        self,
-        videos: Sequence[str | Path],
-        *,
-        task: str | None = None,
-        window_s: float = 10.0,
-        modality: str = "auto",
-    ) -> list[Transcript]:
-        return [
-            self.transcribe_detailed(v, task=task, window_s=window_s, modality=modality)
-            for v in videos
-        ]
 
 
 # ------------------------------------------------------------------ output formats

@@ -1,6 +1,6 @@
 """Scoring: WER / CER (jiwer) and BLEU (sacrebleu), with counts that combine.
 
-WER (SPEC "Scoring"): the text is NFC-normalised, tokenised with sacrebleu's
+WER: the text is NFC-normalised, tokenised with sacrebleu's
 13a tokenizer, lowercased, punctuation is split off the ends of every token
 (any Unicode punctuation, e.g. ``« » … ، ؟ ;``) and tokens made only of
 punctuation are dropped; intra-word marks such as the apostrophe of

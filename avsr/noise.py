@@ -1,6 +1,6 @@
 """Noise mixing at a target SNR and a bank of noise files (MUSAN layout + babble).
 
-Mixing (SPEC "Noise protocol"): the noise is scaled by
+Mixing: the noise is scaled by
 ``(rms(clean) / 10**(snr/20)) / rms(noise)``; noise shorter than the speech is
 tiled, longer noise is cut starting at ``offset``; if the mix clips
 (``max|x| > 1``) the whole mix (speech and noise together, so the SNR is kept)
@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE, read_audio
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
 
 log = get_logger(__name__)
 
-SAMPLE_RATE = 16000
 CATEGORIES = ("babble", "music", "noise", "speech")
 CLIP_PEAK = 0.99
 _EPS = 1e-12
@@ -168,23 +168,6 @@ def stable_hash(*parts: str | int) -> int:
     return int.from_bytes(h[:8], "little")
 
 
-def load_wav_16k_mono(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read a wav (any rate/channels) as float32 mono at ``sample_rate``."""
-    import soundfile as sf
-
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, sf.LibsndfileError) as exc:
-        raise UserError(f"{path}: cannot read audio: {exc}") from exc
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if sr != sample_rate:
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(sr), int(sample_rate))
-        mono = resample_poly(mono, sample_rate // g, int(sr) // g).astype(np.float32)
-    return np.ascontiguousarray(mono, dtype=np.float32)
-
-
 class NoiseBank:
     """Noise files of a MUSAN-layout folder, by category.
 
@@ -264,7 +247,7 @@ class NoiseBank:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        audio = load_wav_16k_mono(path, self.sample_rate)
+        audio = read_audio(path, self.sample_rate)
         if audio.size == 0:
             raise UserError(f"{path}: empty noise file")
         self._cache[path] = audio

@@ -1,4 +1,4 @@
-"""Corpus build benchmark (issue 3): times of ``avsr corpus build --size tiny`` and ``--size small``.
+"""Corpus build benchmark: times of ``avsr corpus build --size tiny`` and ``--size small``.
 
 Goals on a 2-core machine: tiny <= 30 s, small (>= 30 minutes of speech over
 all languages) <= 5 minutes. Each build runs in a fresh process into a new
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+"""The repository root (the builds run there)."""
 
 
 def run_build(size: str, out: Path, seed: int) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Feature-dump benchmark (issue 5).
+"""Feature-dump benchmark.
 
 1. Early exit: our encoder stops after block 36 of a 48-layer XLS-R shape (width
    reduced for CPU), HF transformers runs the full stack with
@@ -29,36 +29,31 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+FULL: dict[str, int | float] = dict(
+    dim=256, conv=32, batch=1, seconds=4.0, repeats=5, threads=1, clips=20, clip_seconds=6.0
+)
+"""The sizes (command-line options): encoder width and CNN channels; early-exit batch, clip
+seconds, timed repeats and threads; memory clips and their seconds."""
+
+QUICK: dict[str, int | float] = dict(dim=128, seconds=1.0, repeats=1, clips=4, clip_seconds=2.0)
+"""The sizes ``--quick`` changes (CI smoke run)."""
 
 
 def early_exit(args: argparse.Namespace) -> dict[str, float]:
     import torch
     import transformers
 
-    from avsr.models.xlsr import load_encoder
+    from avsr.models.encoders import load_encoder
+    from avsr.models.hf_ctc import hf_config
+    from avsr.models.xlsr import EncoderConfig
+    from avsr.models.xlsr.config import conv_stack
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
-    cfg = transformers.Wav2Vec2Config(
-        hidden_size=args.dim,
-        num_hidden_layers=48,
-        num_attention_heads=4,
-        intermediate_size=4 * args.dim,
-        conv_dim=(args.conv,) * 7,
-        do_stable_layer_norm=True,
-        feat_extract_norm="layer",
-        conv_bias=True,
-        num_conv_pos_embeddings=32,
-        num_conv_pos_embedding_groups=4,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        activation_dropout=0.0,
-        feat_proj_dropout=0.0,
-        layerdrop=0.0,
-        mask_time_prob=0.05,
-    )
+    shape = EncoderConfig(model_dim=args.dim, num_layers=48, num_heads=4, ffn_dim=4 * args.dim,
+                          conv_layers=conv_stack(args.conv), pos_conv_kernel=32, pos_conv_groups=4,
+                          dropout=0.0, attn_dropout=0.0)  # fmt: skip
+    cfg = transformers.Wav2Vec2Config(**hf_config(shape, vocab_size=4, pad_id=1, bos_id=0, eos_id=2))
     hf = transformers.Wav2Vec2Model(cfg).eval()
     with tempfile.TemporaryDirectory() as tmp:
         hf.save_pretrained(tmp)
@@ -99,9 +94,8 @@ def early_exit(args: argparse.Namespace) -> dict[str, float]:
 
 _CHILD = r"""
 import json, sys, threading, time
-sys.path.insert(0, sys.argv[1])
 from clustering.features import FeatureDumpConfig, dump_features
-import clustering.features, avsr.models.xlsr.loading  # imports done before the baseline
+import clustering.features, avsr.models.encoders  # imports done before the baseline
 
 def status():
     out = {}
@@ -123,7 +117,7 @@ def sample():
 
 th = threading.Thread(target=sample, daemon=True)
 th.start()
-res = dump_features(FeatureDumpConfig(manifest=sys.argv[2], out=sys.argv[3], encoder=sys.argv[4], layer=1, batch_frames=600))
+res = dump_features(FeatureDumpConfig(manifest=sys.argv[1], out=sys.argv[2], encoder=sys.argv[3], layer=1, batch_frames=600))
 stop = True
 th.join()
 print(json.dumps({"anon_growth_mb": peak["RssAnon"] - base["RssAnon"], "rss_growth_mb": peak["VmRSS"] - base["VmRSS"],
@@ -137,7 +131,8 @@ def memory(args: argparse.Namespace) -> dict[str, object]:
     import torch
 
     from avsr.io import ManifestRow, write_manifest
-    from avsr.models.xlsr import EncoderConfig, build_encoder, save_encoder
+    from avsr.models.encoders import save_encoder
+    from avsr.models.xlsr import EncoderConfig, build_encoder
     from avsr.models.xlsr.config import conv_stack
 
     out: dict[str, object] = {}
@@ -174,7 +169,7 @@ def memory(args: argparse.Namespace) -> dict[str, object]:
             write_manifest(tmp / f"{name}.tsv", tmp, rows[:count])
             t = time.perf_counter()
             res = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(REPO), str(tmp / f"{name}.tsv"), str(tmp / f"f_{name}"), str(tmp / "enc")],
+                [sys.executable, "-c", _CHILD, str(tmp / f"{name}.tsv"), str(tmp / f"f_{name}"), str(tmp / "enc")],
                 capture_output=True, text=True, check=True, env={**os.environ, "MALLOC_ARENA_MAX": "2"},
             )  # fmt: skip
             info = json.loads(res.stdout.strip().splitlines()[-1])
@@ -195,19 +190,13 @@ def main() -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--dim", type=int, default=256)
-    p.add_argument("--conv", type=int, default=32)
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--seconds", type=float, default=4.0)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--clips", type=int, default=20)
-    p.add_argument("--clip-seconds", type=float, default=6.0)
+    for name, default in FULL.items():
+        p.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
     p.add_argument("--quick", action="store_true", help="smaller sizes (CI smoke run)")
     p.add_argument("--skip-memory", action="store_true")
     args = p.parse_args()
     if args.quick:
-        args.dim, args.seconds, args.repeats, args.clips, args.clip_seconds = 128, 1.0, 1, 4, 2.0
+        vars(args).update(QUICK)
     result: dict[str, object] = {"early_exit": early_exit(args)}
     ee = result["early_exit"]
     print(f"early exit: {ee}", flush=True)

@@ -1,11 +1,11 @@
-"""Fine-tuning quality (issue 7): clean test WER / BLEU of CTC, seq2seq and AVST models.
+"""Fine-tuning quality: clean test WER / BLEU of CTC, seq2seq and AVST models.
 
 Works on a finished demo folder (``avsr demo --out DIR``: the embedded corpus built
 with ``--size small``, its AV-pretrained tiny encoder and its audio-only CTC model).
 With the demo's fine-tuning recipe it trains, from the same pretrained encoder, a
 seq2seq AVSR model (``configs/finetune_tiny_s2s.yaml``, joint CTC/attention, 2000
 updates) and an AV CTC model (2000 updates, the demo gives its own 1000), side by
-side, one thread each; then an es-en seq2seq AVST model (``configs/finetune_avst_tiny.yaml``)
+side, one thread each; then an es-en seq2seq AVST model (the same config, ``--task avst``)
 whose encoder is the seq2seq AVSR model's (ASR encoder pretraining for speech
 translation; fresh decoder and English tokenizer). Then it evaluates every model on
 the clean test split (speakers unseen in training) and prints each score against its
@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+"""The repository root (configs/)."""
 
 BOUNDS = {"ctc_a": 60.0, "ctc_av": 60.0, "s2s_av": 60.0, "avst_bleu": 10.0}
 """Stated bounds. WER below 60 %: most words of an unseen speaker come out right, where a
@@ -116,16 +116,18 @@ def main() -> int:
     bench = demo / "bench_finetune"
     bench.mkdir(exist_ok=True)
 
-    pair = str(cfg["avst_pair"])
+    ft = cfg["finetune"]
+    pair = str(ft["avst"]["pair"])
     common = ["--data", data, "--set", f"train.seed={cfg['seed']}",
               "--set", f"data.max_frames_per_batch={cfg['max_frames_per_batch']}", "--set", "train.num_workers=0",
               # the demo's fine-tuning recipe (60-piece vocabulary, peak lr 2e-3); the configs add
               # joint CTC/attention training (ctc_weight 0.3)
-              "--set", f"tokenizer.vocab_size={cfg['finetune_vocab_size']}", "--set", f"optim.lr={cfg['finetune_lr']}",
+              "--set", f"tokenizer.vocab_size={ft['vocab_size']}", "--set", f"optim.lr={ft['lr']}",
               "--set", "train.valid_every=500"]
-    noise_sets = ["--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={cfg['finetune_noise_prob']}",
-                  "--set", f"data.noise_snr_range=[{cfg['finetune_snr_min']}, {cfg['finetune_snr_max']}]",
-                  "--set", f"data.noise_start_epoch={cfg.get('finetune_noise_start_epoch', 0)}"]
+    snr_min, snr_max = ft["snr_range"]
+    noise_sets = ["--set", f"data.noise_dir={noise}", "--set", f"data.noise_prob={ft['noise_prob']}",
+                  "--set", f"data.noise_snr_range=[{snr_min}, {snr_max}]",
+                  "--set", f"data.noise_start_epoch={ft.get('noise_start_epoch', 0)}"]
     s2s, ctc_av, avst = bench / "s2s_av", bench / "ctc_av", bench / "avst_from_s2s"
 
     def s2s_job() -> tuple[str, Path, list[str | Path]]:
@@ -135,7 +137,7 @@ def main() -> int:
 
     def ctc_job() -> tuple[str, Path, list[str | Path]]:
         return ("CTC AVSR (AV)", ctc_av, ["finetune", "--task", "avsr", "--head", "ctc", "--modality", "av", "--init", pre, *common,
-                "--out", ctc_av, "--config", REPO / "configs" / "finetune_tiny_ctc.yaml",
+                "--out", ctc_av, "--config", REPO / "configs" / "finetune_tiny.yaml",
                 "--set", f"train.max_updates={args.ctc_av_updates}", *noise_sets])
 
     def avst_job() -> tuple[str, Path, list[str | Path]]:
@@ -143,7 +145,7 @@ def main() -> int:
         # and English tokenizer: ASR encoder pretraining for speech translation
         return (f"seq2seq AVST {pair}", avst, ["finetune", "--task", "avst", "--head", "s2s", "--modality", "av",
                 "--pair", pair, "--init", s2s / "model", *common, "--out", avst,
-                "--config", REPO / "configs" / "finetune_avst_tiny.yaml", "--set", f"train.max_updates={args.avst_updates}"])
+                "--config", REPO / "configs" / "finetune_tiny_s2s.yaml", "--set", f"train.max_updates={args.avst_updates}"])
 
     def done(run: Path) -> bool:
         return (run / "model" / "model.safetensors").is_file()

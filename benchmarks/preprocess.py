@@ -30,8 +30,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 def _cpu_seconds() -> float:
     """CPU time of this process and of its finished children (the worker processes)."""

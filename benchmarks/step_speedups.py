@@ -22,9 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 
 def _reference_gray(path: Path) -> np.ndarray:
     import av

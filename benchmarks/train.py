@@ -1,4 +1,4 @@
-"""Training-input benchmark (issue 6): how fast the AV data loader produces batches.
+"""Training-input benchmark: how fast the AV data loader produces batches.
 
 :func:`loader_batches_per_second` decodes synthetic 96x96 ROI mp4 + 16 kHz wav
 clips (written once into a temporary folder) through the real pipeline
@@ -20,9 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 
 def synthetic_loader(
@@ -112,13 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     res = loader_batches_per_second(
-        n_batches=args.batches,
-        n_clips=args.clips,
-        num_workers=args.workers,
-        crop_size=args.crop_size,
-        image_size=args.image_size,
-        max_frames_per_batch=args.max_frames,
-    )
+        n_batches=args.batches, n_clips=args.clips, num_workers=args.workers,
+        crop_size=args.crop_size, image_size=args.image_size, max_frames_per_batch=args.max_frames,
+    )  # fmt: skip
     if args.json:
         print(json.dumps(res))
     else:

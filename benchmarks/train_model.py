@@ -1,4 +1,4 @@
-"""Model-side training benchmark (issue 6): AV pretraining updates per second on the CPU.
+"""Model-side training benchmark: AV pretraining updates per second on the CPU.
 
 :func:`model_updates_per_second` times full updates (forward + backward + Adam
 step) of :class:`avsr.models.av.AVPretrainModel` in training mode (masking and
@@ -10,7 +10,7 @@ modality dropout on) for two shapes:
   short sequences (2 clips of 1 s), to show the scale of a real update on a CPU.
 
 ``compare_with_loader`` puts the tiny model's updates/s beside the loader's
-batches/s (:func:`benchmarks.train.loader_batches_per_second`, same batch shape);
+batches/s (``loader_batches_per_second`` of ``benchmarks/train.py``, same batch shape);
 goal: the loader at least 3x faster than the tiny model consumes.
 
 Run: ``.venv/bin/python benchmarks/train_model.py [--shape tiny|300m|both] [--updates 10]``.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import runpy
 import sys
 import tempfile
 import time
@@ -27,20 +28,19 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+"""The repository root (configs/)."""
+
+
+def _loader_benchmark(name: str) -> Any:
+    """The function ``name`` of ``benchmarks/train.py``, the loader benchmark (the benchmarks
+    are scripts, not a package: it is run from its path)."""
+    return runpy.run_path(str(Path(__file__).with_name("train.py")))[name]
 
 
 def _tiny_batches(root: Path, n: int, max_frames: int) -> list[Any]:
-    from benchmarks.train import synthetic_loader
-
-    loader, _ = synthetic_loader(
-        root,
-        num_workers=0,
-        crop_size=44,
-        image_size=48,
-        max_frames_per_batch=max_frames,
-        max_crop_seconds=2.0,
-    )
+    loader, _ = _loader_benchmark("synthetic_loader")(
+        root, num_workers=0, crop_size=44, image_size=48, max_frames_per_batch=max_frames, max_crop_seconds=2.0
+    )  # fmt: skip
     out: list[Any] = []
     while len(out) < n:
         out.extend(b for _, b in zip(range(n - len(out)), loader))
@@ -124,8 +124,7 @@ def compare_with_loader(
     n_updates: int = 10, max_frames: int = 200, workers: int = 2
 ) -> dict[str, float]:
     """Tiny model updates/s vs loader batches/s on the same batch shape; ratio = loader / model."""
-    from benchmarks.train import loader_batches_per_second
-
+    loader_batches_per_second = _loader_benchmark("loader_batches_per_second")
     model = model_updates_per_second("tiny", n_updates=n_updates, max_frames=max_frames)
     loader = loader_batches_per_second(
         n_batches=max(10, n_updates),

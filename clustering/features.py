@@ -13,31 +13,39 @@ index to a ``.idx`` journal (both flushed), so memory does not grow with the
 corpus and a killed run resumes after the last finished batch. At the end the
 ``.part`` rows are copied (memory-mapped) into the ``.npy`` in manifest order.
 
-Encoders: any XLS-R-family checkpoint (:func:`avsr.models.xlsr.load_encoder`),
+Encoders: any XLS-R-family checkpoint (:func:`avsr.models.encoders.load_encoder`),
 an arch name (random weights, for tests), or ``mfcc``: 39-dim MFCC + deltas at
 exactly the CNN's 50 Hz frame count (HuBERT round-1 style targets).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, TextIO
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE
 from avsr.errors import UserError
-from avsr.io import atomic_path, atomic_write_json, atomic_write_text, read_manifest
+from avsr.io import (
+    Manifest,
+    ManifestRow,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    read_manifest,
+)
 from avsr.logging_utils import get_logger, progress
 
 log = get_logger(__name__)
 
-SAMPLE_RATE = 16000
 WINDOW = 400  # receptive field of the wav2vec 2.0 CNN (samples)
 HOP = 320  # its hop: 50 frames/s at 16 kHz
 
@@ -274,7 +282,7 @@ class _Runner:
             self.device = torch.device("cpu")
             self.amp = None
             return
-        from avsr.models.xlsr import resolve_encoder
+        from avsr.models.encoders import resolve_encoder
 
         self.mfcc = None
         model = resolve_encoder(cfg.encoder, seed=cfg.seed)
@@ -349,6 +357,174 @@ def _load_journal(idx: Path, part: Path, dim: int) -> dict[int, tuple[int, int]]
     return done
 
 
+def _finished_result(names: dict[str, Path], settings: dict[str, Any]) -> DumpResult | None:
+    """The result of a finished dump with these settings (None when there is none).
+
+    Raises UserError when a finished dump with other settings is in the way.
+    """
+    if not (names["npy"].is_file() and names["len"].is_file() and names["meta"].is_file()):
+        return None
+    meta = json.loads(names["meta"].read_text(encoding="utf-8"))
+    if meta.get("settings") == settings:
+        log.info("%s: already done, skipping", names["npy"])
+        return DumpResult(
+            npy=names["npy"],
+            lens=names["len"],
+            rows=meta["rows"],
+            frames=meta["frames"],
+            dim=meta["dim"],
+            skipped=True,
+        )
+    raise UserError(
+        f"{names['npy']}: exists with other settings ({meta.get('settings')}); delete it or choose another --out"
+    )
+
+
+def _audio_paths(manifest: Manifest, rows: Sequence[ManifestRow], where: Path) -> list[Path]:
+    """The audio file of every row; raises UserError naming the first missing ones."""
+    paths = [manifest.resolve(r.audio) for r in rows]
+    missing = [f"{r.id} ({p})" for r, p in zip(rows, paths) if not p.is_file()]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise UserError(
+            f"{where}: {len(missing)} audio files not found: {', '.join(missing[:5])}{more}"
+        )
+    return paths
+
+
+def _resume(
+    names: dict[str, Path], settings: dict[str, Any], dim: int, n_rows: int
+) -> dict[int, tuple[int, int]]:
+    """Rows an interrupted run with the same settings finished: row -> (offset, frames).
+
+    A journal of other settings is deleted; the current settings are recorded.
+    """
+    if names["run"].is_file() and json.loads(names["run"].read_text(encoding="utf-8")) != {
+        **settings,
+        "dim": dim,
+    }:
+        for key in ("part", "idx"):
+            names[key].unlink(missing_ok=True)
+    atomic_write_json(names["run"], {**settings, "dim": dim})
+    done = _load_journal(names["idx"], names["part"], dim)
+    if done:
+        log.info("resuming %s: %d of %d rows already done", names["npy"], len(done), n_rows)
+    return done
+
+
+def _plan_batches(
+    rows: Sequence[ManifestRow],
+    done: dict[int, tuple[int, int]],
+    runner: _Runner,
+    cfg: FeatureDumpConfig,
+) -> list[list[int]]:
+    """Row indices still to do, in length-sorted batches (lengths estimated from the manifest)."""
+    est = [runner.frame_count(r.n_audio_samples) for r in rows]
+    todo = [i for i in range(len(rows)) if i not in done]
+    batches = length_batches([est[i] for i in todo], cfg.batch_frames, cfg.max_batch_size)
+    return [[todo[j] for j in b] for b in batches]
+
+
+def _load_batch(
+    batch: list[int], paths: list[Path], rows: Sequence[ManifestRow], runner: _Runner
+) -> tuple[list[np.ndarray], list[str]]:
+    """Waveforms of a batch's rows and notes on what was odd about them."""
+    wavs, batch_notes = [], []
+    for i in batch:
+        w, n = read_audio(paths[i])
+        if w.size == 0:
+            n.append(f"{rows[i].id}: empty audio (0 frames)")
+        elif runner.frame_count(w.size) == 0:
+            n.append(
+                f"{rows[i].id}: {w.size} samples, shorter than one {WINDOW}-sample frame (0 frames)"
+            )
+        elif not np.any(w):
+            n.append(f"{rows[i].id}: all-zero audio")
+        wavs.append(w)
+        batch_notes += n
+    return wavs, batch_notes
+
+
+def _append_batch(
+    part: BinaryIO,
+    idx: TextIO,
+    batch: list[int],
+    feats: list[np.ndarray],
+    done: dict[int, tuple[int, int]],
+    offset: int,
+) -> int:
+    """Append a batch's features to ``.part`` and its rows to the ``.idx`` journal (both flushed).
+
+    Records the rows in ``done``; returns the new end offset (frames).
+    """
+    record = []
+    for i, f in zip(batch, feats):
+        part.write(np.ascontiguousarray(f, dtype=np.float32).tobytes())
+        record.append([i, offset, int(f.shape[0])])
+        done[i] = (offset, int(f.shape[0]))
+        offset += int(f.shape[0])
+    part.flush()
+    os.fsync(part.fileno())
+    idx.write(json.dumps(record) + "\n")
+    idx.flush()
+    return offset
+
+
+def _run_batches(
+    names: dict[str, Path],
+    batches: list[list[int]],
+    load: Callable[[list[int]], tuple[list[np.ndarray], list[str]]],
+    runner: _Runner,
+    done: dict[int, tuple[int, int]],
+    offset: int,
+    desc: str,
+) -> tuple[list[str], int]:
+    """Encode every batch (the next one loads in a thread meanwhile); returns (notes, end offset)."""
+    notes: list[str] = []
+    with (
+        open(names["part"], "ab") as part,
+        open(names["idx"], "a", encoding="utf-8") as idx,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        pending = pool.submit(load, batches[0]) if batches else None
+        for bi in progress(range(len(batches)), desc=desc, total=len(batches), unit="batch"):
+            assert pending is not None
+            wavs, batch_notes = pending.result()
+            pending = pool.submit(load, batches[bi + 1]) if bi + 1 < len(batches) else None
+            for note in batch_notes:
+                log.warning("%s", note)
+            notes += batch_notes
+            feats = runner(wavs)
+            offset = _append_batch(part, idx, batches[bi], feats, done, offset)
+    return notes, offset
+
+
+def _assemble(
+    names: dict[str, Path], n_rows: int, done: dict[int, tuple[int, int]], offset: int, dim: int
+) -> int:
+    """Copy the ``.part`` rows into the ``.npy`` in manifest order, write ``.len``; total frames."""
+    total = sum(n for _, n in done.values())
+    src = (
+        np.memmap(names["part"], dtype=np.float32, mode="r", shape=(max(offset, 1), dim))
+        if offset
+        else None
+    )
+    with atomic_path(names["npy"]) as tmp:
+        dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim))
+        pos = 0
+        for i in range(n_rows):
+            off, n = done[i]
+            if n:
+                assert src is not None
+                dst[pos : pos + n] = src[off : off + n]
+            pos += n
+        dst.flush()
+        del dst
+    del src
+    atomic_write_text(names["len"], "".join(f"{done[i][1]}\n" for i in range(n_rows)))
+    return total
+
+
 def dump_features(cfg: FeatureDumpConfig) -> DumpResult:
     """Dump one shard's features (resumable; skips a finished shard with the same settings)."""
     manifest = read_manifest(cfg.manifest) if Path(cfg.manifest).is_file() else None
@@ -361,116 +537,21 @@ def dump_features(cfg: FeatureDumpConfig) -> DumpResult:
     start, end = shard_range(len(manifest.rows), cfg.rank, cfg.world)
     rows = manifest.rows[start:end]
     settings = _settings(cfg)
+    finished = _finished_result(names, settings)
+    if finished is not None:
+        return finished
 
-    if names["npy"].is_file() and names["len"].is_file() and names["meta"].is_file():
-        meta = json.loads(names["meta"].read_text(encoding="utf-8"))
-        if meta.get("settings") == settings:
-            log.info("%s: already done, skipping", names["npy"])
-            return DumpResult(
-                npy=names["npy"],
-                lens=names["len"],
-                rows=meta["rows"],
-                frames=meta["frames"],
-                dim=meta["dim"],
-                skipped=True,
-            )
-        raise UserError(
-            f"{names['npy']}: exists with other settings ({meta.get('settings')}); delete it or choose another --out"
-        )
-
-    paths = [manifest.resolve(r.audio) for r in rows]
-    missing = [f"{r.id} ({p})" for r, p in zip(rows, paths) if not p.is_file()]
-    if missing:
-        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise UserError(
-            f"{cfg.manifest}: {len(missing)} audio files not found: {', '.join(missing[:5])}{more}"
-        )
-
+    paths = _audio_paths(manifest, rows, cfg.manifest)
     runner = _Runner(cfg)
     dim = runner.dim
-    if names["run"].is_file() and json.loads(names["run"].read_text(encoding="utf-8")) != {
-        **settings,
-        "dim": dim,
-    }:
-        for key in ("part", "idx"):
-            names[key].unlink(missing_ok=True)
-    atomic_write_json(names["run"], {**settings, "dim": dim})
-    done = _load_journal(names["idx"], names["part"], dim)
-    if done:
-        log.info("resuming %s: %d of %d rows already done", names["npy"], len(done), len(rows))
-
-    est = [runner.frame_count(r.n_audio_samples) for r in rows]
-    todo = [i for i in range(len(rows)) if i not in done]
-    batches = length_batches([est[i] for i in todo], cfg.batch_frames, cfg.max_batch_size)
-    batches = [[todo[j] for j in b] for b in batches]
-    notes: list[str] = []
+    done = _resume(names, settings, dim, len(rows))
+    batches = _plan_batches(rows, done, runner, cfg)
     offset = max((o + n for o, n in done.values()), default=0)
+    load = functools.partial(_load_batch, paths=paths, rows=rows, runner=runner)
+    desc = f"features {split} {cfg.rank}/{cfg.world}"
+    notes, offset = _run_batches(names, batches, load, runner, done, offset, desc)
 
-    def load(batch: list[int]) -> tuple[list[np.ndarray], list[str]]:
-        wavs, batch_notes = [], []
-        for i in batch:
-            w, n = read_audio(paths[i])
-            if w.size == 0:
-                n.append(f"{rows[i].id}: empty audio (0 frames)")
-            elif runner.frame_count(w.size) == 0:
-                n.append(
-                    f"{rows[i].id}: {w.size} samples, shorter than one {WINDOW}-sample frame (0 frames)"
-                )
-            elif not np.any(w):
-                n.append(f"{rows[i].id}: all-zero audio")
-            wavs.append(w)
-            batch_notes += n
-        return wavs, batch_notes
-
-    with (
-        open(names["part"], "ab") as part,
-        open(names["idx"], "a", encoding="utf-8") as idx,
-        ThreadPoolExecutor(1) as pool,
-    ):
-        pending = pool.submit(load, batches[0]) if batches else None
-        for bi in progress(
-            range(len(batches)),
-            desc=f"features {split} {cfg.rank}/{cfg.world}",
-            total=len(batches),
-            unit="batch",
-        ):
-            assert pending is not None
-            wavs, batch_notes = pending.result()
-            pending = pool.submit(load, batches[bi + 1]) if bi + 1 < len(batches) else None
-            for note in batch_notes:
-                log.warning("%s", note)
-            notes += batch_notes
-            feats = runner(wavs)
-            record = []
-            for i, f in zip(batches[bi], feats):
-                part.write(np.ascontiguousarray(f, dtype=np.float32).tobytes())
-                record.append([i, offset, int(f.shape[0])])
-                done[i] = (offset, int(f.shape[0]))
-                offset += int(f.shape[0])
-            part.flush()
-            os.fsync(part.fileno())
-            idx.write(json.dumps(record) + "\n")
-            idx.flush()
-
-    total = sum(n for _, n in done.values())
-    src = (
-        np.memmap(names["part"], dtype=np.float32, mode="r", shape=(max(offset, 1), dim))
-        if offset
-        else None
-    )
-    with atomic_path(names["npy"]) as tmp:
-        dst = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(total, dim))
-        pos = 0
-        for i in range(len(rows)):
-            off, n = done[i]
-            if n:
-                assert src is not None
-                dst[pos : pos + n] = src[off : off + n]
-            pos += n
-        dst.flush()
-        del dst
-    del src
-    atomic_write_text(names["len"], "".join(f"{done[i][1]}\n" for i in range(len(rows))))
+    total = _assemble(names, len(rows), done, offset, dim)
     meta = {
         "settings": settings,
         "rows": len(rows),

@@ -16,20 +16,22 @@ and phone/word purity and PNMI when frame labels are given).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE
 from avsr.errors import UserError
 from avsr.io import atomic_open, atomic_write_json, atomic_write_text, read_manifest
 from avsr.logging_utils import get_logger
-from clustering.features import HOP, SAMPLE_RATE, WINDOW, find_shards, iter_utterances
+from clustering.features import HOP, WINDOW, FeatureShard, find_shards, iter_utterances
 
 log = get_logger(__name__)
 
@@ -39,7 +41,10 @@ META = "kmeans.json"
 
 @dataclass(kw_only=True)
 class KMeansConfig:
+    """Settings of ``avsr kmeans fit`` (``--config FILE`` / ``--set key=value``)."""
+
     k: int = 2000
+    """Number of clusters (units)."""
     sample_share: float = 0.1
     """Share of all frames used to fit (AV-HuBERT fits on a 10% sample)."""
     max_frames: int = 2_000_000
@@ -47,18 +52,18 @@ class KMeansConfig:
     min_frames_per_centroid: int = 1
     """Raise the sample to at least k * this many frames when the corpus has them."""
     niter: int = 50
+    """Lloyd iterations of faiss."""
     nredo: int = 1
+    """Runs of faiss k-means (each with its own seeding); the one with the lowest inertia is kept."""
     seed: int = 0
+    """Seed of the frame sample and of faiss's seeding."""
     init: Literal["kmeans++", "random"] = "kmeans++"
-    """``kmeans++``: greedy k-means++ seeding (scikit-learn's) on ``init_frames`` sampled
-    frames, then faiss Lloyd iterations; ``random``: faiss's random seeding."""
-    init_frames: int = 5_000
-    """Frames the k-means++ seeding looks at (at least 3 k)."""
-    n_init: int = 3
-    """k-means++ seedings tried; the one with the lowest inertia on the seeding frames is kept."""
+    """``kmeans++``: faiss's k-means++ seeding on the whole sample; ``random``: faiss's
+    random seeding (k sampled frames). Lloyd iterations follow either way."""
     threads: int = 0
-    """CPU threads for faiss and the seeding (0 = library default)."""
+    """OpenMP threads of faiss while fitting (0 = faiss's default: every core)."""
     gpu: Literal["auto", "yes", "no"] = "auto"
+    """Fit on the GPU: when faiss sees one (``auto``), required (``yes``) or never (``no``)."""
 
 
 def _faiss() -> Any:
@@ -126,32 +131,6 @@ def sample_frames(
     return np.ascontiguousarray(out), total
 
 
-def kmeans_pp_init(
-    x: np.ndarray, k: int, init_frames: int, seed: int, threads: int = 0, n_init: int = 1
-) -> np.ndarray:
-    """Greedy k-means++ seeds (k, D) from a random subset of ``init_frames`` rows of ``x``.
-
-    With ``n_init`` > 1, the seeding with the lowest inertia on that subset is kept.
-    """
-    from sklearn.cluster import kmeans_plusplus
-    from threadpoolctl import threadpool_limits
-
-    rng = np.random.default_rng(seed)
-    m = min(x.shape[0], max(init_frames, 3 * k))
-    sub = x[np.sort(rng.choice(x.shape[0], size=m, replace=False))] if m < x.shape[0] else x
-    sub = np.ascontiguousarray(sub, dtype=np.float32)
-    best: tuple[float, np.ndarray] | None = None
-    with threadpool_limits(threads if threads > 0 else None):
-        for r in range(max(1, n_init)):
-            seeds, _ = kmeans_plusplus(sub, k, random_state=seed + r)
-            seeds = np.ascontiguousarray(seeds, dtype=np.float32)
-            cost = float(Assigner(seeds, gpu="no")(sub)[1].sum()) if n_init > 1 else 0.0
-            if best is None or cost < best[0]:
-                best = (cost, seeds)
-    assert best is not None
-    return best[1]
-
-
 def _features_meta(feat_dir: Path, split: str) -> dict[str, Any]:
     metas = sorted(Path(feat_dir).glob(f"{split}_*_*.json"))
     if not metas:
@@ -163,19 +142,30 @@ def _features_meta(feat_dir: Path, split: str) -> dict[str, Any]:
     return {k: settings.get(k) for k in ("encoder", "layer", "normalize")}
 
 
-def fit_kmeans(
-    feat_dirs: Sequence[tuple[Path, str]], out: Path, cfg: KMeansConfig
-) -> dict[str, Any]:
-    """Fit k-means on a sample of frames; write centroids + metadata; return the metadata."""
+def faiss_threads(n: int) -> contextlib.AbstractContextManager[None]:
+    """faiss's OpenMP threads set to ``n`` inside the block, restored after (0: left as they are)."""
+    return _faiss_threads(n) if n > 0 else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _faiss_threads(n: int) -> Iterator[None]:
     faiss = _faiss()
-    out = Path(out)
-    if cfg.k < 2:
-        raise UserError(f"k must be at least 2, got {cfg.k}")
-    t0 = time.time()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
+def _fitting_sample(
+    feat_dirs: Sequence[tuple[Path, str]], cfg: KMeansConfig
+) -> tuple[np.ndarray, int]:
+    """The (n, D) frames to fit on and the total frame count; refuses fewer than k frames."""
     x, total = sample_frames(
         feat_dirs, cfg.sample_share, cfg.max_frames, cfg.k * cfg.min_frames_per_centroid, cfg.seed
     )
-    n, dim = x.shape
+    n = x.shape[0]
     if n < cfg.k:
         raise UserError(
             f"k={cfg.k} needs at least {cfg.k} frames to fit, but only {n} were sampled from {total}; lower --k or raise --sample-share"
@@ -187,7 +177,13 @@ def fit_kmeans(
             n,
             n / cfg.k,
         )
-    ngpu = _use_gpu(cfg.gpu)
+    return x, total
+
+
+def _train(x: np.ndarray, cfg: KMeansConfig, ngpu: int) -> tuple[np.ndarray, float]:
+    """faiss k-means on ``x`` (n, D): centroids (k, D) float32 and the final inertia."""
+    faiss = _faiss()
+    n, dim = x.shape
     kwargs: dict[str, Any] = dict(
         niter=cfg.niter,
         nredo=cfg.nredo,
@@ -201,6 +197,23 @@ def fit_kmeans(
     km.train(x)
     centroids = np.asarray(km.centroids, dtype=np.float32).reshape(cfg.k, dim)
     inertia = float(km.obj[-1]) if len(km.obj) else float("nan")
+    return centroids, inertia
+
+
+def fit_kmeans(
+    feat_dirs: Sequence[tuple[Path, str]], out: Path, cfg: KMeansConfig
+) -> dict[str, Any]:
+    """Fit k-means on a sample of frames; write centroids + metadata; return the metadata."""
+    faiss = _faiss()
+    out = Path(out)
+    if cfg.k < 2:
+        raise UserError(f"k must be at least 2, got {cfg.k}")
+    t0 = time.time()
+    x, total = _fitting_sample(feat_dirs, cfg)
+    n, dim = x.shape
+    ngpu = _use_gpu(cfg.gpu)
+    with faiss_threads(cfg.threads):
+        centroids, inertia = _train(x, cfg, ngpu)
     seconds = time.time() - t0
     with atomic_open(out / CENTROIDS, "wb") as fh:
         np.save(fh, centroids)
@@ -345,6 +358,120 @@ def write_dict(out: Path, k: int) -> Path:
     return path
 
 
+def _manifest_ids(manifest: Path | None, split: str, n_rows: int) -> list[str] | None:
+    """Utterance ids of the manifest (None without one); its rows must match the features'."""
+    if manifest is None:
+        return None
+    m = read_manifest(manifest)
+    if len(m.rows) != n_rows:
+        raise UserError(
+            f"{manifest}: {len(m.rows)} rows but the features of '{split}' have {n_rows} utterances"
+        )
+    return [r.id for r in m.rows]
+
+
+def _read_frame_labels(frame_labels: Path | None, n_rows: int) -> list[list[str]] | None:
+    """The labels file's rows (one line of frame labels per utterance); None without one."""
+    if frame_labels is None:
+        return None
+    lines = Path(frame_labels).read_text(encoding="utf-8").splitlines()
+    if len(lines) != n_rows:
+        raise UserError(
+            f"{frame_labels}: {len(lines)} lines but the features have {n_rows} utterances"
+        )
+    return [ln.split() for ln in lines]
+
+
+@dataclass
+class _LabelSource:
+    """Frame labels for purity/PNMI: a labels file, else corpus alignments, else none."""
+
+    ext_labels: list[list[str]] | None
+    """Rows of the labels file (one list of frame labels per utterance)."""
+    frame_labels: Path | None
+    """The labels file (for messages)."""
+    alignments: Path | None
+    """Folder of ``{id}.json`` word timings."""
+    ids: list[str] | None
+    """Utterance ids (to find their alignments)."""
+    level: str
+    """``char`` or ``word`` labels from the alignments."""
+    missing: int = 0
+    """Utterances without an alignment file so far."""
+
+    def for_row(self, row: int, n: int) -> list[str] | None:
+        """The ``n`` frame labels of utterance ``row``, or None when it has none."""
+        if self.ext_labels is not None:
+            labels = self.ext_labels[row]
+            if len(labels) != n:
+                raise UserError(
+                    f"{self.frame_labels}: line {row + 1} has {len(labels)} labels for {n} frames"
+                )
+            return labels
+        if self.alignments is not None and self.ids is not None:
+            ali = Path(self.alignments) / f"{self.ids[row]}.json"
+            if ali.is_file():
+                return frame_labels_from_alignment(
+                    json.loads(ali.read_text(encoding="utf-8")), n, self.level
+                )
+            self.missing += 1
+        return None
+
+
+@dataclass
+class _Tally:
+    """What assigning a split's frames adds up."""
+
+    counts: np.ndarray
+    """(k,) frames per cluster."""
+    dist_sum: float = 0.0
+    """Sum of the squared distances of the frames to their centroids."""
+    units: list[np.ndarray] = field(default_factory=list)
+    """Units of the utterances that have frame labels."""
+    labels: list[str] = field(default_factory=list)
+    """Their frame labels, concatenated."""
+
+
+def _units_of(assign: Assigner, feats: np.ndarray, chunk_frames: int, tally: _Tally) -> np.ndarray:
+    """Units (n,) of one utterance's (n, D) frames, assigned in chunks; adds their distances."""
+    units_parts, n = [], feats.shape[0]
+    for s in range(0, n, chunk_frames):
+        u, d = assign(np.asarray(feats[s : s + chunk_frames]))
+        units_parts.append(u)
+        tally.dist_sum += float(d.sum())
+    return np.concatenate(units_parts) if units_parts else np.zeros(0, np.int64)
+
+
+def _write_units(
+    path: Path, shards: list[FeatureShard], assign: Assigner, chunk_frames: int, source: _LabelSource
+) -> _Tally:
+    """Write one line of units per utterance to ``path``; return the counts and labelled units."""
+    tally = _Tally(counts=np.zeros(assign.k, np.int64))
+    with atomic_open(path, "w") as fh:
+        for row, feats in enumerate(iter_utterances(shards)):
+            units = _units_of(assign, feats, chunk_frames, tally)
+            tally.counts += np.bincount(units, minlength=assign.k)
+            fh.write(" ".join(map(str, units.tolist())) + "\n")
+            labels = source.for_row(row, feats.shape[0])
+            if labels is not None:
+                tally.units.append(units)
+                tally.labels += labels
+    return tally
+
+
+def _apply_report(split: str, n_rows: int, tally: _Tally, source: _LabelSource) -> dict[str, Any]:
+    """The ``{split}.km.json`` report: usage, inertia and, with frame labels, purity/PNMI."""
+    report: dict[str, Any] = {"split": split, "utterances": n_rows, **usage_report(tally.counts)}
+    report["inertia_per_frame"] = tally.dist_sum / max(int(tally.counts.sum()), 1)
+    if tally.labels:
+        q = unit_quality(np.concatenate(tally.units), tally.labels)
+        name = "frame_labels" if source.ext_labels is not None else f"alignments ({source.level})"
+        report["labels"] = {"source": name, "frames": len(tally.labels), **q}
+        if source.missing:
+            report["labels"]["utterances_without_alignment"] = source.missing
+    return report
+
+
 def apply_kmeans(
     km_dir: Path,
     feat_dir: Path,
@@ -364,71 +491,15 @@ def apply_kmeans(
     assign = Assigner(centroids, gpu)
     shards = find_shards(feat_dir, split)
     n_rows = sum(len(s.lens) for s in shards)
-    ids: list[str] | None = None
-    if manifest is not None:
-        m = read_manifest(manifest)
-        if len(m.rows) != n_rows:
-            raise UserError(
-                f"{manifest}: {len(m.rows)} rows but the features of '{split}' have {n_rows} utterances"
-            )
-        ids = [r.id for r in m.rows]
-    ext_labels: list[list[str]] | None = None
-    if frame_labels is not None:
-        lines = Path(frame_labels).read_text(encoding="utf-8").splitlines()
-        if len(lines) != n_rows:
-            raise UserError(
-                f"{frame_labels}: {len(lines)} lines but the features have {n_rows} utterances"
-            )
-        ext_labels = [ln.split() for ln in lines]
+    ids = _manifest_ids(manifest, split, n_rows)
+    ext_labels = _read_frame_labels(frame_labels, n_rows)
     if alignments is not None and ids is None:
         raise UserError("--alignments needs the manifest (to know the utterance ids)")
-
-    counts = np.zeros(k, np.int64)
-    dist_sum = 0.0
-    all_units: list[np.ndarray] = []
-    all_labels: list[str] = []
-    missing_ali = 0
+    source = _LabelSource(ext_labels, frame_labels, alignments, ids, label_level)
     out = Path(out)
-    with atomic_open(out / f"{split}.km", "w") as fh:
-        for row, feats in enumerate(iter_utterances(shards)):
-            units_parts, n = [], feats.shape[0]
-            for s in range(0, n, chunk_frames):
-                u, d = assign(np.asarray(feats[s : s + chunk_frames]))
-                units_parts.append(u)
-                dist_sum += float(d.sum())
-            units = np.concatenate(units_parts) if units_parts else np.zeros(0, np.int64)
-            counts += np.bincount(units, minlength=k)
-            fh.write(" ".join(map(str, units.tolist())) + "\n")
-            labels: list[str] | None = None
-            if ext_labels is not None:
-                labels = ext_labels[row]
-                if len(labels) != n:
-                    raise UserError(
-                        f"{frame_labels}: line {row + 1} has {len(labels)} labels for {n} frames"
-                    )
-            elif alignments is not None and ids is not None:
-                ali = Path(alignments) / f"{ids[row]}.json"
-                if ali.is_file():
-                    labels = frame_labels_from_alignment(
-                        json.loads(ali.read_text(encoding="utf-8")), n, label_level
-                    )
-                else:
-                    missing_ali += 1
-            if labels is not None:
-                all_units.append(units)
-                all_labels += labels
+    tally = _write_units(out / f"{split}.km", shards, assign, chunk_frames, source)
     write_dict(out, k)
-    report: dict[str, Any] = {"split": split, "utterances": n_rows, **usage_report(counts)}
-    report["inertia_per_frame"] = dist_sum / max(int(counts.sum()), 1)
-    if all_labels:
-        q = unit_quality(np.concatenate(all_units), all_labels)
-        report["labels"] = {
-            "source": "frame_labels" if ext_labels is not None else f"alignments ({label_level})",
-            "frames": len(all_labels),
-            **q,
-        }
-        if missing_ali:
-            report["labels"]["utterances_without_alignment"] = missing_ali
+    report = _apply_report(split, n_rows, tally, source)
     atomic_write_json(out / f"{split}.km.json", report)
     log.info(
         "%s: %d utterances, %d frames, %d/%d clusters used, entropy %.2f of %.2f bits",

@@ -5,36 +5,47 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+_FIT_HELP = "fit centroids on a sample of dumped frames"
+_FIT_DESCRIPTION = (
+    "faiss k-means (GPU when faiss sees one) on a random share of the frames of "
+    "FEATS/{split}_*_*.npy; writes OUT/centroids.npy and OUT/kmeans.json."
+)
+_APPLY_HELP = "assign units to every frame of one or more splits"
+_APPLY_DESCRIPTION = (
+    "Nearest-centroid units for every frame: OUT/{split}.km (one line per manifest row), "
+    "OUT/dict.km.txt (every cluster 0..k-1) and OUT/{split}.km.json (usage, entropy, empty "
+    "clusters, purity/PNMI when frame labels are given)."
+)
+# ``avsr kmeans fit`` flags that override a KMeansConfig field: (flag, type, help).
+_FIT_OVERRIDES: tuple[tuple[str, type, str | None], ...] = (
+    ("--k", int, "clusters (default 2000)"),
+    ("--sample-share", float, "share of frames to fit on (default 0.1)"),
+    ("--max-frames", int, "cap on the sample (default 2,000,000; 0 = none)"),
+    ("--niter", int, "iterations (default 50)"),
+    ("--seed", int, None),
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    fit = sub.add_parser(
-        "fit",
-        help="fit centroids on a sample of dumped frames",
-        description="faiss k-means (GPU when faiss sees one) on a random share of the frames of "
-        "FEATS/{split}_*_*.npy; writes OUT/centroids.npy and OUT/kmeans.json.",
-    )
+    _add_fit_arguments(sub.add_parser("fit", help=_FIT_HELP, description=_FIT_DESCRIPTION))
+    _add_apply_arguments(sub.add_parser("apply", help=_APPLY_HELP, description=_APPLY_DESCRIPTION))
+
+
+def _add_fit_arguments(fit: argparse.ArgumentParser) -> None:
     fit.add_argument("--feats", type=Path, required=True, help="feature folder of 'avsr features'")
     fit.add_argument(
         "--split", action="append", default=None, help="split(s) to fit on (default: train)"
     )
     fit.add_argument("--out", type=Path, required=True, help="k-means model folder")
-    fit.add_argument("--k", type=int, default=None, help="clusters (default 2000)")
-    fit.add_argument(
-        "--sample-share", type=float, default=None, help="share of frames to fit on (default 0.1)"
-    )
-    fit.add_argument(
-        "--max-frames",
-        type=int,
-        default=None,
-        help="cap on the sample (default 2,000,000; 0 = none)",
-    )
-    fit.add_argument("--niter", type=int, default=None, help="iterations (default 50)")
-    fit.add_argument("--seed", type=int, default=None)
+    for flag, tp, help_text in _FIT_OVERRIDES:
+        fit.add_argument(flag, type=tp, default=None, help=help_text)
     fit.add_argument(
         "--init", choices=["kmeans++", "random"], default=None, help="seeding (default kmeans++)"
     )
-    fit.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    fit.add_argument(
+        "--threads", type=int, default=None, help="faiss OpenMP threads (default: all cores)"
+    )
     fit.add_argument("--gpu", choices=["auto", "yes", "no"], default=None)
     fit.add_argument(
         "--force", action="store_true", help="refit even if OUT already holds centroids"
@@ -44,13 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config override"
     )
 
-    app = sub.add_parser(
-        "apply",
-        help="assign units to every frame of one or more splits",
-        description="Nearest-centroid units for every frame: OUT/{split}.km (one line per manifest row), "
-        "OUT/dict.km.txt (every cluster 0..k-1) and OUT/{split}.km.json (usage, entropy, empty "
-        "clusters, purity/PNMI when frame labels are given).",
-    )
+
+def _add_apply_arguments(app: argparse.ArgumentParser) -> None:
     app.add_argument(
         "--model", type=Path, required=True, help="k-means folder of 'avsr kmeans fit'"
     )

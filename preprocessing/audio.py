@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE
 from preprocessing.video_io import MediaError, open_container
-
-SAMPLE_RATE = 16000
 
 
 def decode_audio_stream(

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from avsr.audio import VIDEO_FPS
 from avsr.errors import UserError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov")
@@ -17,29 +18,44 @@ _ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
 class PreprocessConfig:
     """Settings of ``avsr preprocess`` (``--config FILE`` / ``--set key=value``)."""
 
-    fps: int = 25  # output frame rate
-    crop: int = 96  # ROI side in pixels
-    smooth_window: int = 12  # centred moving average over this many frames
-    min_face_share: float = 0.5  # skip clips with a face in fewer frames than this share
-    min_frames: int = 3  # skip clips shorter than this (output frames)
-    keep_video_only: bool = False  # keep clips without audio (video ROI only)
-    landmark_stride: int = (
-        2  # run the landmark source on every n-th output frame (others interpolated, then smoothed)
-    )
-    detect_max_side: int = 640  # frames are downscaled to this longer side for face mesh
-    store_max_side: int = 1920  # frames kept for cropping are downscaled to this longer side
-    memory_budget_mb: int = (
-        512  # per clip; above it frames are decoded a second time instead of kept
-    )
-    max_num_faces: int = 4  # faces tracked per frame (the largest is used)
+    fps: int = VIDEO_FPS
+    """Output frame rate."""
+    crop: int = 96
+    """ROI side in pixels."""
+    smooth_window: int = 12
+    """Centred moving average of the landmarks over this many frames."""
+    min_face_share: float = 0.5
+    """Skip clips with a face in fewer frames than this share."""
+    min_frames: int = 3
+    """Skip clips shorter than this (output frames)."""
+    keep_video_only: bool = False
+    """Keep clips without audio (video ROI only)."""
+    landmark_stride: int = 2
+    """Run the landmark source on every n-th output frame (others interpolated, then smoothed)."""
+    detect_max_side: int = 640
+    """Frames are downscaled to this longer side for face mesh."""
+    store_max_side: int = 1920
+    """Frames kept for cropping are downscaled to this longer side."""
+    memory_budget_mb: int = 512
+    """Per clip; above it frames are decoded a second time instead of kept."""
+    max_num_faces: int = 4
+    """Faces tracked per frame (the largest is used)."""
     min_detection_confidence: float = 0.5
+    """Face mesh: minimum face detection confidence."""
     min_tracking_confidence: float = 0.5
-    static_detection: bool = False  # full face detection on every frame (slow; a baseline)
-    landmarks_dir: str = ""  # precomputed landmarks {id}.npy / {id}.npz instead of face mesh
-    crf: int = 18  # x264 quality of the ROI video
+    """Face mesh: minimum landmark tracking confidence (below it the face is detected again)."""
+    static_detection: bool = False
+    """Full face detection on every frame (slow; a baseline)."""
+    landmarks_dir: str = ""
+    """Precomputed landmarks {id}.npy / {id}.npz instead of face mesh."""
+    crf: int = 18
+    """x264 quality of the ROI video."""
     workers: int = 1
-    redo_skipped: bool = False  # retry clips the report lists as skipped
-    save_landmarks: bool = False  # also write landmarks/{id}.npz (landmarks, matrices)
+    """Worker processes."""
+    redo_skipped: bool = False
+    """Retry clips the report lists as skipped."""
+    save_landmarks: bool = False
+    """Also write landmarks/{id}.npz (landmarks, matrices)."""
 
 
 @dataclass(kw_only=True)
@@ -47,13 +63,21 @@ class Clip:
     """One input clip. ``video`` is absolute; ``audio`` an absolute path or '' (use the video's audio)."""
 
     id: str
+    """Clip id (file stem of the outputs)."""
     video: str
+    """Input video path."""
     audio: str = ""
+    """Separate audio file, or '' for the video's own audio stream."""
     split: str = "test"
+    """Split of the manifests the clip goes to."""
     lang: str = "und"
+    """Language code."""
     speaker: str = ""
+    """Speaker id ('' if unknown)."""
     text: str = ""
+    """Transcript ('' if none)."""
     translation: str = ""
+    """English translation ('' if none)."""
 
 
 def clip_id_for(path: Path, root: Path | None = None) -> str:

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from avsr.logging_utils import quiet_native_stderr
+
 CANVAS_SIZE = 256
 
 FACE_MESH_STABLE = (33, 133, 362, 263, 1)
@@ -200,6 +202,9 @@ class MediaPipeFaceMesh(LandmarkSource):
     detect_max_side: frames whose longer side exceeds this are downscaled (area
     interpolation) before detection; returned coordinates are in the pixels of
     the image passed in. None disables downscaling.
+
+    mediapipe's own C++ log lines (``W0000 ...``) are hidden unless ``avsr -v``
+    (see :func:`avsr.logging_utils.quiet_native_stderr`).
     """
 
     def __init__(
@@ -225,14 +230,29 @@ class MediaPipeFaceMesh(LandmarkSource):
             min_tracking_confidence=min_tracking_confidence,
         )
         self._mp_face_mesh = mp.solutions.face_mesh
-        self._full: Any = self._mp_face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=max_num_faces, **self._kwargs
-        )
+        self._full: Any = self._new_mesh(static_image_mode=True, max_num_faces=max_num_faces)
         self._tracker: Any = None
         self._capacity = 0
         self._since_check = 0
         self._closed = False
         self.full_detections = 0  # how many frames ran a full detection (for tests/benchmarks)
+
+    def _new_mesh(self, static_image_mode: bool, max_num_faces: int) -> Any:
+        """A started face-mesh graph; returns once its calculators are open (and have logged)."""
+        with quiet_native_stderr():
+            mesh = self._mp_face_mesh.FaceMesh(
+                static_image_mode=static_image_mode, max_num_faces=max_num_faces, **self._kwargs
+            )
+            graph = getattr(mesh, "_graph", None)  # mediapipe's SolutionBase keeps it private
+            if graph is not None:
+                graph.wait_until_idle()  # calculators open on the graph's own threads
+        return mesh
+
+    @staticmethod
+    def _run(mesh: Any, img: np.ndarray) -> Any:
+        """One face-mesh graph run on an RGB image (its result object)."""
+        with quiet_native_stderr():
+            return mesh.process(img)
 
     def _faces(self, result: Any, w: int, h: int) -> list[np.ndarray]:
         faces = []
@@ -259,26 +279,28 @@ class MediaPipeFaceMesh(LandmarkSource):
         img = np.ascontiguousarray(img)
         if self.static_image_mode:
             self.full_detections += 1
-            return largest_face(self._faces(self._full.process(img), w, h))
+            return largest_face(self._faces(self._run(self._full, img), w, h))
         if self._tracker is None or self._since_check >= self.recheck_every:
             self.full_detections += 1
-            n = len(self._full.process(img).multi_face_landmarks or ())
+            n = len(self._run(self._full, img).multi_face_landmarks or ())
             self._since_check = 0
             if self._tracker is None or n > self._capacity:
                 if self._tracker is not None:
-                    self._tracker.close()
+                    with quiet_native_stderr():
+                        self._tracker.close()
                 self._capacity = max(1, min(n, self.max_num_faces))
-                self._tracker = self._mp_face_mesh.FaceMesh(
-                    static_image_mode=False, max_num_faces=self._capacity, **self._kwargs
+                self._tracker = self._new_mesh(
+                    static_image_mode=False, max_num_faces=self._capacity
                 )
         self._since_check += 1
-        return largest_face(self._faces(self._tracker.process(img), w, h))
+        return largest_face(self._faces(self._run(self._tracker, img), w, h))
 
     def close(self) -> None:
         if not self._closed:
-            self._full.close()
-            if self._tracker is not None:
-                self._tracker.close()
+            with quiet_native_stderr():
+                self._full.close()
+                if self._tracker is not None:
+                    self._tracker.close()
             self._tracker = None
             self._closed = True
 

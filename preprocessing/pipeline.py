@@ -23,15 +23,17 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
+from tqdm.auto import tqdm
 
+from avsr.audio import SAMPLE_RATE
+from avsr.config import save_config
 from avsr.io import atomic_path, atomic_write_text
 from avsr.logging_utils import get_logger
 from preprocessing.align import fill_missing, roi_matrices, smooth, warp_roi
 from preprocessing.audio import (
-    SAMPLE_RATE,
     align_to_video,
     decode_audio_stream,
     load_audio_file,
@@ -39,9 +41,12 @@ from preprocessing.audio import (
 )
 from preprocessing.clip import Clip, PreprocessConfig
 from preprocessing.landmarks import LandmarkSource, MediaPipeFaceMesh, PrecomputedLandmarks
+from preprocessing.manifests import write_manifests
 from preprocessing.video_io import (
     MediaError,
     ResampleStats,
+    SourceFrame,
+    VideoInfo,
     fit_size,
     frame_to_array,
     iter_resampled,
@@ -104,74 +109,108 @@ class _PassResult:
     to_full: tuple[float, float]  # stored-frame pixels -> full-resolution upright pixels (x, y)
 
 
+class _KeptFrames:
+    """Grayscale frames kept for cropping, until they exceed the memory budget (then none)."""
+
+    def __init__(self, keep: bool, budget_bytes: int) -> None:
+        self.frames: list[np.ndarray] | None = [] if keep else None
+        self.budget = budget_bytes
+        self.used = 0
+        self.gray: np.ndarray | None = None
+
+    def new_source_frame(self, sf: SourceFrame, max_side: int | None, reformatter: Any) -> None:
+        """Convert a newly shown source frame (when frames are still kept)."""
+        if self.frames is None:
+            return
+        self.gray = np.ascontiguousarray(frame_to_array(sf, "gray", max_side, reformatter))
+        self.used += self.gray.nbytes
+        if self.used > self.budget:
+            self.frames = None  # too big to keep: decode again for cropping
+            self.gray = None
+
+    def append_current(self) -> None:
+        """Keep the current source frame once more (one entry per output frame)."""
+        if self.frames is not None and self.gray is not None:
+            self.frames.append(self.gray)
+
+
+def _upright_size(sf: SourceFrame) -> tuple[int, int]:
+    """(width, height) of a source frame with its rotation applied."""
+    if sf.rotation in (90, 270):
+        return sf.frame.height, sf.frame.width
+    return sf.frame.width, sf.frame.height
+
+
+def _detect_on(
+    source: LandmarkSource,
+    sf: SourceFrame,
+    reformatter: Any,
+    full: tuple[int, int],
+    store: tuple[int, int],
+) -> np.ndarray | None:
+    """(N, 2) landmarks of one source frame in stored-frame pixels, or None (no face).
+
+    ``full`` and ``store``: (width, height) of the upright frame and of the stored frame.
+    """
+    full_w, full_h = full
+    if source.needs_image:
+        rgb = np.ascontiguousarray(frame_to_array(sf, "rgb24", source.max_side, reformatter))
+        pts = source.detect(rgb, frame_index=sf.index)
+        det_h, det_w = rgb.shape[:2]
+    else:
+        placeholder = np.broadcast_to(np.zeros(1, np.uint8), (full_h, full_w, 3))
+        pts = source.detect(placeholder, frame_index=sf.index)
+        det_w, det_h = full_w, full_h
+    if pts is None:
+        return None
+    scale = np.array([store[0] / det_w, store[1] / det_h])
+    return np.asarray(pts, dtype=np.float64) * scale
+
+
 def _landmark_pass(
     clip: Clip, cfg: PreprocessConfig, source: LandmarkSource, keep_frames: bool
 ) -> _PassResult:
     """Decode at cfg.fps; run the landmark source on every ``landmark_stride``-th output frame."""
+    from av.video.reformatter import VideoReformatter
+
     to_full = (1.0, 1.0)
     n_points = source.scheme.n_points
     nan_row = np.full((n_points, 2), np.nan)
     stats = ResampleStats()
     track: list[np.ndarray] = []
-    frames: list[np.ndarray] | None = [] if keep_frames else None
+    kept = _KeptFrames(keep_frames, cfg.memory_budget_mb * 1024 * 1024)
     src_index: list[int] = []
     last_idx = -1
     pts_store: np.ndarray = nan_row
-    gray: np.ndarray | None = None
-    budget = cfg.memory_budget_mb * 1024 * 1024
-    used = 0
-    from av.video.reformatter import VideoReformatter
-
     reformatter = VideoReformatter()
     stride = max(1, cfg.landmark_stride)
     have_pts = False  # landmarks were computed for the current source frame
     evaluated: list[bool] = []
+    full, store = (0, 0), (0, 0)
     for rf in iter_resampled(clip.video, cfg.fps, stats, threads=_decode_threads(cfg)):
         sf = rf.src
         if sf.index != last_idx:
             last_idx = sf.index
             have_pts = False
             pts_store = nan_row
-            full_w, full_h = (
-                (sf.frame.height, sf.frame.width)
-                if sf.rotation in (90, 270)
-                else (sf.frame.width, sf.frame.height)
-            )
-            store_w, store_h = fit_size(full_w, full_h, cfg.store_max_side)
-            to_full = (full_w / store_w, full_h / store_h)
-            if frames is not None:
-                gray = np.ascontiguousarray(
-                    frame_to_array(sf, "gray", cfg.store_max_side, reformatter)
-                )
-                used += gray.nbytes
-                if used > budget:
-                    frames = None  # too big to keep: decode again for cropping
-                    gray = None
+            full = _upright_size(sf)
+            store = fit_size(full[0], full[1], cfg.store_max_side)
+            to_full = (full[0] / store[0], full[1] / store[1])
+            kept.new_source_frame(sf, cfg.store_max_side, reformatter)
         if not have_pts and rf.out_index % stride == 0:
             have_pts = True
-            if source.needs_image:
-                rgb = np.ascontiguousarray(
-                    frame_to_array(sf, "rgb24", source.max_side, reformatter)
-                )
-                pts = source.detect(rgb, frame_index=sf.index)
-                det_h, det_w = rgb.shape[:2]
-            else:
-                placeholder = np.broadcast_to(np.zeros(1, np.uint8), (full_h, full_w, 3))
-                pts = source.detect(placeholder, frame_index=sf.index)
-                det_w, det_h = full_w, full_h
+            pts = _detect_on(source, sf, reformatter, full, store)
             if pts is not None:
-                scale = np.array([store_w / det_w, store_h / det_h])
-                pts_store = np.asarray(pts, dtype=np.float64) * scale
+                pts_store = pts
         track.append(pts_store)
         evaluated.append(have_pts)
         src_index.append(sf.index)
-        if frames is not None and gray is not None:
-            frames.append(gray)
+        kept.append_current()
     arr = np.stack(track) if track else np.zeros((0, n_points, 2))
     return _PassResult(
         track=arr,
         evaluated=np.asarray(evaluated, dtype=bool),
-        frames=frames,
+        frames=kept.frames,
         src_index=src_index,
         stats=stats,
         to_full=to_full,
@@ -227,9 +266,8 @@ def process_clip(
     return rec
 
 
-def _process(
-    clip: Clip, cfg: PreprocessConfig, out_dir: Path, factory: SourceFactory, rec: dict[str, Any]
-) -> None:
+def _probe(clip: Clip, rec: dict[str, Any]) -> VideoInfo:
+    """Probe the video; record its geometry, rotation, rate and codec."""
     info = probe(clip.video)
     rec.update(
         width=info.width,
@@ -238,7 +276,16 @@ def _process(
         src_fps=round(info.fps, 4) if info.fps else None,
         codec=info.codec,
     )
-    # audio first: a clip without audio is skipped before the expensive part
+    return info
+
+
+def _clip_audio(
+    clip: Clip, info: VideoInfo, cfg: PreprocessConfig, rec: dict[str, Any]
+) -> tuple[np.ndarray | None, float | None]:
+    """(samples or None for a kept video-only clip, stream start time or None); records the source.
+
+    Runs before the expensive part, so a clip without audio is skipped early.
+    """
     samples: np.ndarray | None = None
     audio_start: float | None = None
     try:
@@ -248,12 +295,18 @@ def _process(
             raise
         audio_src = "none"
     rec["audio_source"] = audio_src
+    return samples, audio_start
 
-    source = factory(clip, cfg)
-    with source:
-        res = _landmark_pass(clip, cfg, source, keep_frames=True)
-    track, frames, stats = res.track, res.frames, res.stats
-    n_out = len(track)
+
+def _check_decoded(
+    clip: Clip,
+    info: VideoInfo,
+    stats: ResampleStats,
+    n_out: int,
+    cfg: PreprocessConfig,
+    rec: dict[str, Any],
+) -> None:
+    """Record what was decoded; skip a clip without frames, truncated or too short."""
     rec.update(
         src_frames=stats.n_source_frames,
         duration_s=round(stats.duration, 4),
@@ -280,7 +333,16 @@ def _process(
             f"{clip.video}: {stats.n_source_frames} source frames -> {n_out} frames at {cfg.fps} fps "
             f"(< {cfg.min_frames})",
         )
-    present = ~np.isnan(track).any(axis=(1, 2))
+
+
+def _check_face(
+    clip: Clip, res: _PassResult, cfg: PreprocessConfig, rec: dict[str, Any]
+) -> tuple[int, int]:
+    """Record the face share; skip the clip when it is below ``min_face_share``.
+
+    Returns (frames where the landmark source ran, frames where it found a face).
+    """
+    present = ~np.isnan(res.track).any(axis=(1, 2))
     face_frames = int(present.sum())
     n_eval = int(res.evaluated.sum())
     share = face_frames / max(1, n_eval)
@@ -290,14 +352,13 @@ def _process(
             "no_face",
             f"{clip.video}: face found in {face_frames}/{n_eval} frames ({share:.0%} < {cfg.min_face_share:.0%})",
         )
-    filled, _ = fill_missing(track)
-    rec["interpolated_frames"] = n_eval - face_frames  # frames where the source found no face
-    smoothed = smooth(filled, cfg.smooth_window)
-    mats = roi_matrices(smoothed, source.scheme, cfg.crop)
-    if cfg.save_landmarks:
-        _save_landmarks(out_dir, clip.id, res, smoothed, mats)
+    return n_eval, face_frames
 
-    gray_iter = iter(frames) if frames is not None else _gray_frames_again(clip, cfg)
+
+def _crop_rois(clip: Clip, cfg: PreprocessConfig, res: _PassResult, mats: np.ndarray) -> np.ndarray:
+    """(T, crop, crop) uint8 mouth ROIs, from the kept frames or a second decoding."""
+    n_out = len(res.track)
+    gray_iter = iter(res.frames) if res.frames is not None else _gray_frames_again(clip, cfg)
     rois = np.empty((n_out, cfg.crop, cfg.crop), np.uint8)
     n_got = 0
     for t, gray in zip(range(n_out), gray_iter):
@@ -307,34 +368,76 @@ def _process(
         raise MediaError(
             "decode_error", f"{clip.video}: second decoding gave {n_got} frames, expected {n_out}"
         )
+    return rois
 
-    video_path, audio_path = output_paths(out_dir, clip.id)
+
+def _write_roi_video(
+    out_dir: Path, clip: Clip, rois: np.ndarray, cfg: PreprocessConfig, rec: dict[str, Any]
+) -> float:
+    """Write ``video/{id}.mp4``; returns its duration in seconds."""
+    video_path, _ = output_paths(out_dir, clip.id)
     with atomic_path(video_path) as tmp:
         write_gray_video(tmp, rois, cfg.fps, cfg.crf)
         _readable(tmp)
     rec["video"] = str(video_path.relative_to(out_dir))
-    video_dur = n_out / cfg.fps
+    video_dur = len(rois) / cfg.fps
     rec["video_duration_s"] = round(video_dur, 4)
-    if samples is not None:
-        if audio_start is not None:
-            samples = align_to_video(samples, audio_start, stats.start)
-        raw_dur = len(samples) / SAMPLE_RATE
-        keep = min(len(samples), int(round(video_dur * SAMPLE_RATE)))
-        rec["audio_trimmed_s"] = round((len(samples) - keep) / SAMPLE_RATE, 4)
-        samples = samples[:keep]
-        with atomic_path(audio_path) as tmp:
-            write_wav(tmp, samples)
-            _readable(tmp)
-        rec.update(
-            audio=str(audio_path.relative_to(out_dir)),
-            n_audio_samples=int(len(samples)),
-            audio_duration_s=round(len(samples) / SAMPLE_RATE, 4),
-            audio_raw_duration_s=round(raw_dur, 4),
+    return video_dur
+
+
+def _write_clip_audio(
+    out_dir: Path,
+    clip: Clip,
+    samples: np.ndarray,
+    audio_start: float | None,
+    video_start: float,
+    video_dur: float,
+    rec: dict[str, Any],
+) -> None:
+    """Write ``audio/{id}.wav``: aligned to the first video frame, cut to the video's length."""
+    _, audio_path = output_paths(out_dir, clip.id)
+    if audio_start is not None:
+        samples = align_to_video(samples, audio_start, video_start)
+    raw_dur = len(samples) / SAMPLE_RATE
+    keep = min(len(samples), int(round(video_dur * SAMPLE_RATE)))
+    rec["audio_trimmed_s"] = round((len(samples) - keep) / SAMPLE_RATE, 4)
+    samples = samples[:keep]
+    with atomic_path(audio_path) as tmp:
+        write_wav(tmp, samples)
+        _readable(tmp)
+    rec.update(
+        audio=str(audio_path.relative_to(out_dir)),
+        n_audio_samples=int(len(samples)),
+        audio_duration_s=round(len(samples) / SAMPLE_RATE, 4),
+        audio_raw_duration_s=round(raw_dur, 4),
+    )
+    if video_dur - len(samples) / SAMPLE_RATE > 0.04:
+        rec["detail"] = (
+            f"audio is {video_dur - len(samples) / SAMPLE_RATE:.3f} s shorter than the video"
         )
-        if video_dur - len(samples) / SAMPLE_RATE > 0.04:
-            rec["detail"] = (
-                f"audio is {video_dur - len(samples) / SAMPLE_RATE:.3f} s shorter than the video"
-            )
+
+
+def _process(
+    clip: Clip, cfg: PreprocessConfig, out_dir: Path, factory: SourceFactory, rec: dict[str, Any]
+) -> None:
+    """Probe, audio, landmarks, checks, ROI crop, then write the clip's video and audio."""
+    info = _probe(clip, rec)
+    samples, audio_start = _clip_audio(clip, info, cfg, rec)
+    source = factory(clip, cfg)
+    with source:
+        res = _landmark_pass(clip, cfg, source, keep_frames=True)
+    _check_decoded(clip, info, res.stats, len(res.track), cfg, rec)
+    n_eval, face_frames = _check_face(clip, res, cfg, rec)
+    filled, _ = fill_missing(res.track)
+    rec["interpolated_frames"] = n_eval - face_frames  # frames where the source found no face
+    smoothed = smooth(filled, cfg.smooth_window)
+    mats = roi_matrices(smoothed, source.scheme, cfg.crop)
+    if cfg.save_landmarks:
+        _save_landmarks(out_dir, clip.id, res, smoothed, mats)
+    rois = _crop_rois(clip, cfg, res, mats)
+    video_dur = _write_roi_video(out_dir, clip, rois, cfg, rec)
+    if samples is not None:
+        _write_clip_audio(out_dir, clip, samples, audio_start, res.stats.start, video_dur, rec)
     else:
         rec.update(audio=None, n_audio_samples=0, video_only=True)
         rec["detail"] = "no audio: video only (--keep-video-only)"
@@ -451,34 +554,27 @@ def iter_process(
         yield from pool.imap_unordered(_work, jobs, chunksize=1)
 
 
-def run(
-    clips: Sequence[Clip],
-    out_dir: str | Path,
+def _record(fh: TextIO, rec: dict[str, Any], records: dict[str, dict[str, Any]]) -> int:
+    """Append a clip's record to the report (flushed to disk); returns its frames when ok."""
+    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    fh.flush()
+    os.fsync(fh.fileno())
+    records[rec["id"]] = rec
+    if rec["status"] == "ok":
+        return int(rec.get("n_video_frames") or 0)
+    log.warning("%s: %s (%s) %s", rec["id"], rec["status"], rec["reason"], rec["detail"])
+    return 0
+
+
+def _process_all(
+    todo: Sequence[Clip],
     cfg: PreprocessConfig,
-    source_factory: SourceFactory | None = None,
-    show_progress: bool = True,
-) -> dict[str, Any]:
-    """Preprocess ``clips`` into ``out_dir`` (resumable), then write the manifests.
-
-    Returns a summary: counts per status, frames processed, frames/s, manifest row counts.
-    """
-    from preprocessing.manifests import write_manifests
-
-    out_dir = Path(out_dir).resolve()
-    (out_dir / "video").mkdir(parents=True, exist_ok=True)
-    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
-    removed = remove_stale_temp_files(out_dir)
-    if removed:
-        log.info("removed %d temporary file(s) of an interrupted run", removed)
-    report_path = out_dir / "report.jsonl"
-    records = load_report(report_path)
-    todo = [c for c in clips if not is_finished(records.get(c.id), out_dir, cfg)]
-    log.info(
-        "%d clip(s): %d to do, %d already finished", len(clips), len(todo), len(clips) - len(todo)
-    )
-
-    from tqdm.auto import tqdm
-
+    out_dir: Path,
+    source_factory: SourceFactory | None,
+    records: dict[str, dict[str, Any]],
+    show_progress: bool,
+) -> tuple[int, float]:
+    """Process the clips to do, appending to ``report.jsonl``; returns (frames done, seconds)."""
     disable = (not show_progress) or os.environ.get("AVSR_NO_PROGRESS") == "1"
     bar = tqdm(
         total=len(todo),
@@ -491,27 +587,41 @@ def run(
     t0 = time.perf_counter()
     frames_done = 0
     try:
-        with open(report_path, "a", encoding="utf-8") as fh:
+        with open(out_dir / "report.jsonl", "a", encoding="utf-8") as fh:
             for rec in iter_process(todo, cfg, out_dir, source_factory):
-                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-                records[rec["id"]] = rec
-                if rec["status"] == "ok":
-                    frames_done += int(rec.get("n_video_frames") or 0)
-                else:
-                    log.warning(
-                        "%s: %s (%s) %s", rec["id"], rec["status"], rec["reason"], rec["detail"]
-                    )
+                frames_done += _record(fh, rec, records)
                 elapsed = time.perf_counter() - t0
                 bar.set_postfix_str(f"{frames_done / max(elapsed, 1e-9):.1f} frames/s")
                 bar.update(1)
     finally:
         bar.close()
-    elapsed = time.perf_counter() - t0
-    counts = write_manifests(out_dir, clips, records)
-    from avsr.config import save_config
+    return frames_done, time.perf_counter() - t0
 
+
+def run(
+    clips: Sequence[Clip],
+    out_dir: str | Path,
+    cfg: PreprocessConfig,
+    source_factory: SourceFactory | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Preprocess ``clips`` into ``out_dir`` (resumable), then write the manifests.
+
+    Returns a summary: counts per status, frames processed, frames/s, manifest row counts.
+    """
+    out_dir = Path(out_dir).resolve()
+    (out_dir / "video").mkdir(parents=True, exist_ok=True)
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    removed = remove_stale_temp_files(out_dir)
+    if removed:
+        log.info("removed %d temporary file(s) of an interrupted run", removed)
+    records = load_report(out_dir / "report.jsonl")
+    todo = [c for c in clips if not is_finished(records.get(c.id), out_dir, cfg)]
+    log.info(
+        "%d clip(s): %d to do, %d already finished", len(clips), len(todo), len(clips) - len(todo)
+    )
+    frames_done, elapsed = _process_all(todo, cfg, out_dir, source_factory, records, show_progress)
+    counts = write_manifests(out_dir, clips, records)
     save_config(cfg, out_dir / "preprocess.yaml")
     statuses: dict[str, int] = {}
     for c in clips:

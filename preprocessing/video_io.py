@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-OUT_FPS = 25
+from avsr.audio import VIDEO_FPS
 
 
 class MediaError(Exception):
@@ -38,13 +38,21 @@ class VideoInfo:
     """
 
     width: int
+    """Coded width in pixels."""
     height: int
+    """Coded height in pixels."""
     rotation: int
+    """Counter-clockwise display rotation in degrees (0, 90, 180, 270)."""
     fps: float | None
+    """Declared average frame rate (None: unknown)."""
     n_frames: int | None
+    """Declared frame count (None: unknown)."""
     duration: float | None
+    """Declared duration in seconds (None: unknown)."""
     has_audio: bool
+    """Whether the container has an audio stream."""
     codec: str
+    """Video codec name."""
 
 
 def open_container(path: str | Path) -> Any:
@@ -122,9 +130,13 @@ class SourceFrame:
     """One decoded source frame: its index in decode order, timestamp and the av.VideoFrame."""
 
     index: int
+    """Index in decode order (0-based)."""
     time: float
+    """Presentation time in seconds."""
     frame: Any
+    """The av.VideoFrame."""
     rotation: int
+    """Counter-clockwise display rotation in degrees (0, 90, 180, 270)."""
 
 
 def iter_source_frames(path: str | Path, threads: int = 0) -> Iterator[SourceFrame]:
@@ -145,7 +157,7 @@ def iter_source_frames(path: str | Path, threads: int = 0) -> Iterator[SourceFra
             stream.codec_context.thread_count = threads
         tag_rotation = _rotation_of_stream(stream)
         rate = stream.average_rate or stream.guessed_rate
-        fallback_dt = 1.0 / float(rate) if rate else 1.0 / OUT_FPS
+        fallback_dt = 1.0 / float(rate) if rate else 1.0 / VIDEO_FPS
         index = 0
         try:
             for frame in container.decode(stream):
@@ -171,20 +183,29 @@ class ResampledFrame:
     """Output frame ``out_index`` (at ``out_index / fps`` s) shows source frame ``src``."""
 
     out_index: int
+    """Index of the output frame."""
     src: SourceFrame
+    """The source frame it shows."""
 
 
 @dataclass
 class ResampleStats:
+    """What decoding at a fixed output rate found (filled in while iterating)."""
+
     n_source_frames: int = 0
+    """Source frames decoded."""
     start: float = 0.0
+    """Timestamp of the first source frame (s)."""
     duration: float = 0.0
+    """Clip duration: first frame to the end of the last one (s)."""
     n_out_frames: int = 0
+    """Output frames produced."""
     rotation: int = 0
+    """Rotation of the source frames (counter-clockwise degrees)."""
 
 
 def iter_resampled(
-    path: str | Path, fps: float = OUT_FPS, stats: ResampleStats | None = None, threads: int = 0
+    path: str | Path, fps: float = VIDEO_FPS, stats: ResampleStats | None = None, threads: int = 0
 ) -> Iterator[ResampledFrame]:
     """Frames at a constant ``fps``, chosen by timestamp (sample and hold); see module docstring.
 
@@ -296,7 +317,7 @@ def _reformat(fr: Any, reformatter: Any, **kwargs: Any) -> Any:
 
 
 def write_gray_video(
-    path: str | Path, frames: np.ndarray, fps: int = OUT_FPS, crf: int = 18
+    path: str | Path, frames: np.ndarray, fps: int = VIDEO_FPS, crf: int = 18
 ) -> None:
     """Write (T, H, W) uint8 grayscale frames as H.264 (yuv420p) mp4 at ``fps``.
 

@@ -27,20 +27,26 @@ from __future__ import annotations
 import argparse
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from avsr.errors import UserError
+from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
+
+if TYPE_CHECKING:
+    from tasks.experiments_plan import ExperimentsConfig
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="YAML", help="experiments config (configs/experiments_tiny.yaml)")
+    add_config_arg(p, "experiments config (configs/experiments_tiny.yaml)", metavar="YAML")
     p.add_argument("--out", required=True, metavar="REPORT", help="report folder")
     p.add_argument("--seeds", help="training seeds, comma-separated (default: the config's, 0,1)")
     p.add_argument("--work", metavar="DIR", help="prerequisites and training runs (default REPORT/work)")
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override an experiments-config field, e.g. evaluate.snr=clean,0 (repeatable)",
-    )
-    p.add_argument(
-        "--train-set", action="append", default=[], metavar="KEY=VALUE",
-        help="--set for every training stage (stage 0, pretraining, fine-tuning), e.g. train.max_updates=5",
+    add_set_arg(p, "override an experiments-config field, e.g. evaluate.snr=clean,0 (repeatable)")
+    add_set_arg(
+        p,
+        "--set for every training stage (stage 0, pretraining, fine-tuning), e.g. train.max_updates=5",
+        flag="--train-set",
+        dest=None,
     )
     d = p.add_argument_group("data and reused inputs (default: build them)")
     d.add_argument("--corpus-size", choices=["tiny", "small"], help="embedded corpus size")
@@ -77,16 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             )
 
 
-def load_experiments_config(args: argparse.Namespace):  # -> ExperimentsConfig
-    from avsr.config import ConfigError, load_config
-    from avsr.errors import UserError
+def load_experiments_config(args: argparse.Namespace) -> ExperimentsConfig:
+    """Config file (repository-relative or a path) + ``--set`` + ``--train-set`` + flags."""
     from tasks.experiments_plan import ExperimentsConfig, resolve_file
 
     path = resolve_file(args.config, "experiments config") if args.config else None
-    try:
-        cfg = load_config(ExperimentsConfig, path, args.overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
+    cfg = load_task_config(ExperimentsConfig, path, args.overrides)
     cfg.train_overrides = [*cfg.train_overrides, *args.train_set]
     if args.corpus_size:
         cfg.corpus.size = args.corpus_size
@@ -94,8 +96,7 @@ def load_experiments_config(args: argparse.Namespace):  # -> ExperimentsConfig
 
 
 def parse_seeds(text: str | None, default: list[int]) -> list[int]:
-    from avsr.errors import UserError
-
+    """``--seeds 0,1`` (or the config's) as distinct integers."""
     if text is None:
         seeds = list(default)
     else:
@@ -128,7 +129,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from avsr.config import save_config
-    from avsr.errors import UserError
     from tasks.experiments_plan import Inputs, build_plan, check_markers
     from tasks.experiments_report import write_report
     from tasks.stages import run_stages

@@ -39,17 +39,25 @@ class StepSection:
     """A stage config file (repository-relative or a path) and ``--set`` overrides for it."""
 
     config: str
+    """The stage's config file."""
     overrides: list[str] = field(default_factory=list)
+    """``--set KEY=VALUE`` given to the stage."""
 
 
 @dataclass(kw_only=True)
 class CorpusSection:
+    """The embedded corpus (``avsr corpus build``) built when no ``--data`` is given."""
+
     size: Literal["tiny", "small"] = "tiny"
+    """Corpus size preset."""
     seed: int = 0
+    """Seed of the corpus build."""
     hours: float | None = None
+    """Total hours of speech (None: the size preset's clip counts)."""
     langs: list[str] | None = None
     """Languages (None: all nine of the corpus)."""
     workers: int = 2
+    """Worker processes of the build."""
 
 
 @dataclass(kw_only=True)
@@ -57,12 +65,17 @@ class UnitsSection:
     """MFCC k-means units for stage 0, then k-means on layer ``layer`` of the encoder."""
 
     mfcc_k: int = 50
+    """Units of the MFCC k-means (stage 0 targets)."""
     k: int = 100
+    """Units of the encoder-feature k-means (AV pretraining targets)."""
     layer: int = 3
     """Encoder block whose output is clustered (tiny encoder: 3 of 4; XLS-R 300M: 18)."""
     sample_share: float = 1.0
+    """Share of the training frames k-means is fitted on."""
     niter: int = 20
+    """k-means iterations."""
     splits: list[str] = field(default_factory=lambda: ["train", "valid"])
+    """Splits that get features and unit labels."""
 
 
 @dataclass(kw_only=True)
@@ -70,41 +83,57 @@ class GridSection:
     """The evaluation grid, the same for every arm and seed (``avsr evaluate`` flags)."""
 
     split: str = "test"
+    """Test split."""
     snr: str = "clean,-10,-5,0,5,10"
+    """SNRs in dB and/or ``clean``."""
     noise: str = "babble,music,noise"
     """Noise types of ``frontend`` and ``zeroshot``."""
     noise_types: str = "babble,music,noise,speech"
     """Noise types of ``noise-types``."""
     modality: str = "a,av"
+    """Input modalities tested."""
     seed: int = 0
     """Seed of the per-clip test noise (fixed across training seeds)."""
     max_clips: int | None = None
+    """Score only the first N clips (None: all)."""
     plots: bool = True
     """Per-seed plots of ``avsr evaluate`` (the report draws its own either way)."""
     overrides: list[str] = field(default_factory=list)
+    """``--set KEY=VALUE`` given to every evaluation."""
 
 
 @dataclass(kw_only=True)
 class ExperimentsConfig:
+    """Options of ``avsr experiments`` (``configs/experiments_*.yaml``)."""
+
     seeds: list[int] = field(default_factory=lambda: [0, 1])
+    """Training seeds (``--seeds``)."""
     corpus: CorpusSection = field(default_factory=CorpusSection)
+    """The embedded corpus built when no ``--data`` is given."""
     preprocess_workers: int = 2
+    """Worker processes of ``avsr preprocess``."""
     stage0: StepSection = field(
         default_factory=lambda: StepSection(config="configs/stage0_tiny.yaml")
     )
+    """The audio-only stage-0 pretraining."""
     units: UnitsSection = field(default_factory=UnitsSection)
+    """Features and k-means units."""
     pretrain: StepSection = field(
         default_factory=lambda: StepSection(config="configs/pretrain_tiny.yaml")
     )
+    """The AV pretraining."""
     finetune: StepSection = field(
-        default_factory=lambda: StepSection(config="configs/finetune_tiny_ctc.yaml")
+        default_factory=lambda: StepSection(config="configs/finetune_tiny.yaml")
     )
+    """The fine-tuning."""
     train_overrides: list[str] = field(default_factory=list)
     """``--set`` given to every training stage (stage 0, AV pretraining, fine-tuning)."""
     frontends: list[Literal["cnn", "fbank"]] = field(default_factory=lambda: ["cnn", "fbank"])
+    """Audio front ends compared by ``frontend``."""
     noise_augmentation: bool = True
     """Pass the noise folder to pretraining and fine-tuning (``data.noise_dir``)."""
     evaluate: GridSection = field(default_factory=GridSection)
+    """The evaluation grid."""
 
 
 def resolve_file(path: str | Path, what: str) -> Path:
@@ -137,11 +166,17 @@ class Inputs:
     """What the user gave instead of building it (``None``: build)."""
 
     data: Path | None = None
+    """Preprocessed DATA folder (``--data``)."""
     noise_dir: Path | None = None
+    """MUSAN-layout noise folder (``--noise-dir``)."""
     encoder: Path | None = None
+    """Audio encoder replacing stage 0 (``--encoder``)."""
     labels: Path | None = None
+    """Unit labels replacing the k-means stages (``--labels``)."""
     pretrained: Path | None = None
+    """AV-pretrained model replacing pretraining (``--pretrained``)."""
     models: list[Path] = field(default_factory=list)
+    """Fine-tuned models to evaluate instead of training (``--model``)."""
 
 
 @dataclass(kw_only=True)
@@ -149,8 +184,11 @@ class Arm:
     """One compared system: its evaluations per seed (stage names and result folders)."""
 
     name: str
+    """Arm name in tables and plots."""
     description: str
+    """One line on what the system is."""
     evals: dict[int, Path] = field(default_factory=dict)
+    """Evaluation folder per seed."""
 
 
 class Plan:

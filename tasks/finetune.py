@@ -1,7 +1,7 @@
 """``avsr finetune``: fine-tune an AV (or plain XLS-R) encoder for AVSR or AVST.
 
     avsr finetune --task avsr --head ctc --modality a --data DATA --init AV_DIR --out RUN \\
-        --config configs/finetune_tiny_ctc.yaml [--lang es | --pair es-en] [--set key=value ...]
+        --config configs/finetune_tiny.yaml [--lang es | --pair es-en] [--set key=value ...]
 
 Steps (rank 0 writes, every rank trains; run under ``torchrun`` for DDP):
 
@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tasks.cli_args import add_config_arg, add_set_arg
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", choices=["avsr", "avst"], help="recognition (transcripts) or X->En translation")
@@ -40,9 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pair", help="translation pair SRC-en: DATA/muavic/SRC/en")
     parser.add_argument("--init", required=True, type=Path, help="AV model dir, an XLS-R encoder (dir or .pt), or a fine-tuned model dir (its encoder)")
     parser.add_argument("--out", required=True, type=Path, help="run folder (resumes when it has checkpoints)")
-    parser.add_argument("--config", type=Path, help="YAML config (configs/finetune_*.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field, e.g. train.max_updates=200 (repeatable)")
+    add_config_arg(parser, "YAML config (configs/finetune_*.yaml)", type=Path)
+    add_set_arg(parser, "override a config field, e.g. train.max_updates=200 (repeatable)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -6,68 +6,89 @@ import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from avsr.config import save_config, to_dict
+from avsr import metrics
+from avsr.config import to_dict
+from avsr.data import AVDataset, make_batch_sampler, make_dataloader
 from avsr.errors import UserError
-from avsr.io import (
-    ManifestError,
-    atomic_write_json,
-    atomic_write_text,
-    read_labels,
-    read_manifest,
-    write_labels,
-    write_manifest,
-)
+from avsr.io import ManifestError, atomic_write_json, atomic_write_text, read_labels
 from avsr.logging_utils import get_logger
+from avsr.models.av.io import is_av_dir, load_av_encoder, with_encoder_overrides
+from avsr.models.finetuned import (
+    FinetunedConfig,
+    FinetunedModel,
+    is_finetuned_dir,
+    load_finetuned,
+    model_config_of,
+    save_finetuned,
+)
+from avsr.text import Tokenizer, normalize_target, train_tokenizer
+from avsr.train import (
+    DistInfo,
+    TrainResult,
+    barrier,
+    cleanup_distributed,
+    init_distributed,
+    seed_everything,
+)
+from avsr.train.distributed import is_dist
 from tasks.finetune_config import FinetuneConfig
-from tasks.finetune_data import SplitFiles, target_files
+from tasks.finetune_data import SplitFiles, subset_rows, target_files
+from tasks.training_run import fit, write_run_config
 
 log = get_logger("avsr.finetune")
 
 SUMMARY = "finetune.json"
 
+T = TypeVar("T")
+
+
+def _main_first(make: Callable[[], T], main: bool) -> T:
+    """``make()`` on rank 0 first (it writes files), then on the other ranks (they read them)."""
+    if main:
+        made = make()
+        barrier()
+        return made
+    barrier()
+    return make()
+
 
 def _split_files(cfg: FinetuneConfig, data: Path, split: str, out: Path, main: bool) -> SplitFiles:
-    from avsr.train import barrier
-
-    files = None
-    if main:
-        files = target_files(data, split, task=cfg.task, lang=cfg.lang, pair=cfg.pair, run_dir=out)
-    barrier()
-    if files is None:
-        files = target_files(data, split, task=cfg.task, lang=cfg.lang, pair=cfg.pair, run_dir=out)
-    return files
+    """Target files of ``split`` (see :func:`target_files`); rank 0 writes any it derives."""
+    return _main_first(
+        lambda: target_files(
+            data, split, task=cfg.task, lang=cfg.lang, pair=cfg.pair, run_dir=out
+        ),
+        main,
+    )
 
 
-def _subset(files: SplitFiles, n: int, out: Path, split: str) -> SplitFiles:
-    """Evenly spaced ``n`` rows of a split (for cheaper validation), written under ``out/data``."""
+def _data_files(
+    cfg: FinetuneConfig, data: Path, out: Path, main: bool
+) -> tuple[SplitFiles, SplitFiles | None]:
+    """Training and validation files (None: no validation split; a subset with
+    ``valid.max_clips``)."""
+    train_files = _split_files(cfg, data, cfg.train_split, out, main)
+    valid_files: SplitFiles | None
     try:
-        m = read_manifest(files.manifest)
-        labels = read_labels(files.labels, expected=len(m.rows))
-        langs = read_labels(files.langs, expected=len(m.rows)) if files.langs else None
-    except ManifestError as exc:
-        raise UserError(str(exc)) from exc
-    if n >= len(m.rows):
-        return files
-    idx = sorted({int(i * len(m.rows) / n) for i in range(n)})
-    d = out / "data"
-    write_manifest(d / f"{split}.sub.tsv", m.root, [m.rows[i] for i in idx])
-    write_labels(d / f"{split}.sub.txt", [labels[i] for i in idx])
-    lang_path = None
-    if langs is not None:
-        lang_path = d / f"{split}.sub.lang"
-        write_labels(lang_path, [langs[i] for i in idx])
-    return SplitFiles(d / f"{split}.sub.tsv", d / f"{split}.sub.txt", lang_path)
+        valid_files = _split_files(cfg, data, cfg.valid.split, out, main)
+    except UserError as exc:
+        valid_files = None
+        if main:
+            log.warning("no validation (%s): the last checkpoint becomes the model", exc)
+    if valid_files is not None and cfg.valid.max_clips is not None:
+        files, n = valid_files, cfg.valid.max_clips
+        valid_files = _main_first(lambda: subset_rows(files, n, out, cfg.valid.split), main)
+    return train_files, valid_files
 
 
-def _tokenizer(cfg: FinetuneConfig, files: SplitFiles, out: Path, main: bool) -> Any:
-    from avsr.text import Tokenizer, normalize_target, train_tokenizer
-    from avsr.train import barrier
-
+def _tokenizer(cfg: FinetuneConfig, files: SplitFiles, out: Path, main: bool) -> Tokenizer:
+    """The run's SentencePiece model: trained on the normalised train targets (rank 0),
+    or reused from ``out/tokenizer.model``."""
     path = out / "tokenizer.model"
     if main and not path.is_file():
         try:
@@ -89,14 +110,6 @@ def _tokenizer(cfg: FinetuneConfig, files: SplitFiles, out: Path, main: bool) ->
 
 def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     """The AV encoder from ``init`` + a fresh head -> FinetunedModel (train mode)."""
-    from avsr.models.av.io import is_av_dir, load_av_encoder, with_encoder_overrides
-    from avsr.models.finetuned import (
-        FinetunedConfig,
-        FinetunedModel,
-        is_finetuned_dir,
-        load_finetuned,
-    )
-
     if not init.exists():
         raise UserError(f"--init {init}: not found")
     if is_finetuned_dir(init):
@@ -129,14 +142,11 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     return FinetunedModel(encoder, tokenizer, ft, data_config=data_geometry).train()
 
 
+
 def make_validate_fn(
-    cfg: FinetuneConfig, dataset: Any, dist: Any, out: Path
+    cfg: FinetuneConfig, dataset: AVDataset, dist: DistInfo, out: Path
 ) -> Callable[[nn.Module], dict[str, float]]:
     """Decode the validation split (sharded over ranks), score WER (avsr) or BLEU (avst)."""
-    from avsr import metrics
-    from avsr.data import make_batch_sampler, make_dataloader
-    from avsr.train.distributed import is_dist
-
     sampler = make_batch_sampler(dataset, rank=dist.rank, world_size=dist.world_size, shuffle=False)
     loader = make_dataloader(dataset, sampler, num_workers=0)
     modality = cfg.valid.modality or cfg.modality
@@ -148,135 +158,172 @@ def make_validate_fn(
             return _validate(model)
 
     def _validate(model: nn.Module) -> dict[str, float]:
-        device = next(model.parameters()).device
-        ids: list[str] = []
-        hyps: list[str] = []
-        refs: list[str] = []
-        langs: list[str] = []
-        loss_sum, size_sum = 0.0, 0.0
-        for batch in loader:
-            batch = batch.to(device)
-            loss, size, _ = model.compute_loss(batch)  # type: ignore[operator]
-            loss_sum += float(loss)
-            size_sum += float(size)
-            hyps.extend(model.decode(batch, modality=modality, beam=beam))  # type: ignore[operator]
-            refs.extend(batch.texts or [])
-            ids.extend(batch.ids)
-            langs.extend(batch.langs or [""] * len(batch.ids))
-        if is_dist():
-            gathered: list[Any] = [None] * dist.world_size
-            torch.distributed.all_gather_object(gathered, (ids, hyps, refs, langs, loss_sum, size_sum))
-            ids = [i for g in gathered for i in g[0]]
-            hyps = [h for g in gathered for h in g[1]]
-            refs = [r for g in gathered for r in g[2]]
-            langs = [x for g in gathered for x in g[3]]
-            loss_sum = sum(g[4] for g in gathered)
-            size_sum = sum(g[5] for g in gathered)
-        result = {"loss": loss_sum / max(size_sum, 1.0), "n_clips": float(len(hyps))}
-        name = "wer" if cfg.task == "avsr" else "bleu"
-        result[name] = metrics.wer(refs, hyps) if name == "wer" else metrics.bleu(refs, hyps)
-        if len({x for x in langs if x}) > 1:  # per source language as well
-            for lang, sc in metrics.score_by_language(refs, hyps, langs, with_bleu=name == "bleu").items():
-                if lang not in (metrics.ALL, ""):
-                    value = sc.counts.wer if name == "wer" else sc.bleu.score  # type: ignore[union-attr]
-                    result[f"{name}_{lang}"] = float(value)
+        dec = _gather_ranks(_decode(model, loader, modality, beam), dist)
+        result = _score(cfg, dec)
         if dist.is_main:
-            order = sorted(range(len(ids)), key=lambda i: ids[i])
-            atomic_write_text(out / "valid_hyps.txt", "".join(f"{ids[i]}\t{hyps[i]}\t{refs[i]}\n" for i in order))
+            order = sorted(range(len(dec.ids)), key=lambda i: dec.ids[i])
+            atomic_write_text(
+                out / "valid_hyps.txt",
+                "".join(f"{dec.ids[i]}\t{dec.hyps[i]}\t{dec.refs[i]}\n" for i in order),
+            )
         return result
 
     return validate
 
 
-def run_finetune(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path) -> dict[str, Any]:
-    """Fine-tune; returns the run summary (also written to ``RUN/finetune.json``)."""
-    from avsr.data import AVDataset, make_batch_sampler, make_dataloader
-    from avsr.models.finetuned import load_finetuned, model_config_of, save_finetuned
-    from avsr.train import Trainer, barrier, cleanup_distributed, init_distributed, seed_everything
+@dataclasses.dataclass
+class _Decoded:
+    """Validation hypotheses, references and loss sums (of one rank, or gathered)."""
 
-    data, init, out = Path(data), Path(init), Path(out)
+    ids: list[str] = dataclasses.field(default_factory=list)
+    """Clip ids."""
+    hyps: list[str] = dataclasses.field(default_factory=list)
+    """Decoded text per clip."""
+    refs: list[str] = dataclasses.field(default_factory=list)
+    """Reference text per clip."""
+    langs: list[str] = dataclasses.field(default_factory=list)
+    """Language per clip ("" when unknown)."""
+    loss_sum: float = 0.0
+    """Summed loss over the clips' targets."""
+    size_sum: float = 0.0
+    """Number of targets in ``loss_sum``."""
+
+
+def _decode(model: nn.Module, loader: Any, modality: str, beam: int) -> _Decoded:
+    """Loss and hypotheses of this rank's share of the validation split."""
+    device = next(model.parameters()).device
+    dec = _Decoded()
+    for batch in loader:
+        batch = batch.to(device)
+        loss, size, _ = model.compute_loss(batch)  # type: ignore[operator]
+        dec.loss_sum += float(loss)
+        dec.size_sum += float(size)
+        dec.hyps.extend(model.decode(batch, modality=modality, beam=beam))  # type: ignore[operator]
+        dec.refs.extend(batch.texts or [])
+        dec.ids.extend(batch.ids)
+        dec.langs.extend(batch.langs or [""] * len(batch.ids))
+    return dec
+
+
+def _gather_ranks(dec: _Decoded, dist: DistInfo) -> _Decoded:
+    """Every rank's :class:`_Decoded` joined in rank order (itself in one process)."""
+    if not is_dist():
+        return dec
+    gathered: list[Any] = [None] * dist.world_size
+    torch.distributed.all_gather_object(
+        gathered, (dec.ids, dec.hyps, dec.refs, dec.langs, dec.loss_sum, dec.size_sum)
+    )
+    return _Decoded(
+        ids=[i for g in gathered for i in g[0]],
+        hyps=[h for g in gathered for h in g[1]],
+        refs=[r for g in gathered for r in g[2]],
+        langs=[x for g in gathered for x in g[3]],
+        loss_sum=sum(g[4] for g in gathered),
+        size_sum=sum(g[5] for g in gathered),
+    )
+
+
+def _score(cfg: FinetuneConfig, dec: _Decoded) -> dict[str, float]:
+    """Loss, clip count and WER (avsr) or BLEU (avst), also per source language when
+    there are several."""
+    result = {"loss": dec.loss_sum / max(dec.size_sum, 1.0), "n_clips": float(len(dec.hyps))}
+    refs, hyps, langs = dec.refs, dec.hyps, dec.langs
+    name = "wer" if cfg.task == "avsr" else "bleu"
+    result[name] = metrics.wer(refs, hyps) if name == "wer" else metrics.bleu(refs, hyps)
+    if len({x for x in langs if x}) > 1:  # per source language as well
+        for lang, sc in metrics.score_by_language(refs, hyps, langs, with_bleu=name == "bleu").items():
+            if lang not in (metrics.ALL, ""):
+                value = sc.counts.wer if name == "wer" else sc.bleu.score  # type: ignore[union-attr]
+                result[f"{name}_{lang}"] = float(value)
+    return result
+
+
+def _finished(cfg: FinetuneConfig, out: Path) -> dict[str, Any] | None:
+    """The summary of a run already trained for ``train.max_updates`` (None: train)."""
     summary_path = out / SUMMARY
     if summary_path.is_file() and (out / "model").is_dir():
         summary = json.loads(summary_path.read_text(encoding="utf-8"))
         if int(summary.get("updates", -1)) >= cfg.train.max_updates:
             log.info("%s: already fine-tuned for %d updates (model in %s); nothing to do", out, summary["updates"], out / "model")
             return summary
+    return None
+
+
+def _log_sizes(cfg: FinetuneConfig, model: Any, tokenizer: Tokenizer) -> None:
+    n_enc = sum(p.numel() for p in model.encoder.parameters())
+    n_head = sum(p.numel() for p in model.head.parameters())
+    log.info(
+        "fine-tuning %s/%s on %s input: encoder %.2fM + head %.2fM parameters, %d pieces",
+        cfg.task, cfg.head, cfg.modality, n_enc / 1e6, n_head / 1e6, tokenizer.vocab_size,
+    )
+
+
+def _train_loader(cfg: FinetuneConfig, files: SplitFiles, dist: DistInfo) -> Any:
+    """Length-bucketed batches of the training split, sharded over ranks."""
+    train_ds = AVDataset(files.manifest, cfg.data, train=True, labels=files.labels)
+    sampler = make_batch_sampler(train_ds, rank=dist.rank, world_size=dist.world_size)
+    return make_dataloader(
+        train_ds, sampler, num_workers=cfg.train.num_workers, pin_memory=dist.device.type == "cuda"
+    )
+
+
+def _export(cfg: FinetuneConfig, result: TrainResult, out: Path) -> dict[str, Any]:
+    """Save the best (else last) checkpoint as ``out/model``; write and return the summary."""
+    best_dir = out / "checkpoints" / "best"
+    src = best_dir if best_dir.is_dir() else result.last_checkpoint
+    if src is None:
+        raise UserError(f"{out}: training wrote no checkpoint")
+    final = load_finetuned(src)
+    save_finetuned(final, out / "model")
+    summary = {
+        "updates": result.updates,
+        "task": cfg.task,
+        "head": cfg.head,
+        "modality": cfg.modality,
+        "target": cfg.pair or cfg.lang or "all",
+        "best": result.best,
+        "model_from": str(src),
+        "model": str(out / "model"),
+        "nan_skips": result.nan_skips,
+        "config": to_dict(cfg),
+    }
+    atomic_write_json(out / SUMMARY, summary)
+    log.info("fine-tuned model: %s (from %s; best %s)", out / "model", src, result.best)
+    return summary
+
+
+def _train(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path, dist: DistInfo) -> dict[str, Any]:
+    """Targets, tokenizer, model, training, export (every rank; rank 0 writes)."""
+    main = dist.is_main
+    write_run_config(cfg, out, main)
+    train_files, valid_files = _data_files(cfg, data, out, main)
+    tokenizer = _tokenizer(cfg, train_files, out, main)
+    seed_everything(cfg.train.seed)  # the fresh head (and lip encoder) are the same on every run / rank
+    model = build_model(cfg, init, tokenizer)
+    if main:
+        _log_sizes(cfg, model, tokenizer)
+    loader = _train_loader(cfg, train_files, dist)
+    validate_fn = None
+    if valid_files is not None:
+        valid_ds = AVDataset(valid_files.manifest, cfg.data, train=False, labels=valid_files.labels)
+        validate_fn = make_validate_fn(cfg, valid_ds, dist, out)
+    if validate_fn is None:
+        cfg.train.best_metric = None
+    _, result = fit(model, loader, cfg, out=out, dist=dist, validate_fn=validate_fn,
+                    model_config=model_config_of(model), model_kind="finetuned")
+    summary = _export(cfg, result, out) if main else {}
+    barrier()
+    return summary
+
+
+def run_finetune(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path) -> dict[str, Any]:
+    """Fine-tune; returns the run summary (also written to ``RUN/finetune.json``)."""
+    data, init, out = Path(data), Path(init), Path(out)
+    summary = _finished(cfg, out)
+    if summary is not None:
+        return summary
     dist = init_distributed(cfg.train.device)
     try:
-        main = dist.is_main
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-            save_config(cfg, out / "config.yaml")
-        train_files = _split_files(cfg, data, cfg.train_split, out, main)
-        valid_files: SplitFiles | None
-        try:
-            valid_files = _split_files(cfg, data, cfg.valid.split, out, main)
-        except UserError as exc:
-            valid_files = None
-            if main:
-                log.warning("no validation (%s): the last checkpoint becomes the model", exc)
-        if valid_files is not None and cfg.valid.max_clips is not None:
-            if main:
-                valid_files = _subset(valid_files, cfg.valid.max_clips, out, cfg.valid.split)
-            barrier()
-            if not main:
-                valid_files = _subset(valid_files, cfg.valid.max_clips, out, cfg.valid.split)
-        tokenizer = _tokenizer(cfg, train_files, out, main)
-        seed_everything(cfg.train.seed)  # the fresh head (and lip encoder) are the same on every run / rank
-        model = build_model(cfg, init, tokenizer)
-        if main:
-            n_enc = sum(p.numel() for p in model.encoder.parameters())
-            n_head = sum(p.numel() for p in model.head.parameters())
-            log.info(
-                "fine-tuning %s/%s on %s input: encoder %.2fM + head %.2fM parameters, %d pieces",
-                cfg.task, cfg.head, cfg.modality, n_enc / 1e6, n_head / 1e6, tokenizer.vocab_size,
-            )
-        train_ds = AVDataset(train_files.manifest, cfg.data, train=True, labels=train_files.labels)
-        sampler = make_batch_sampler(train_ds, rank=dist.rank, world_size=dist.world_size)
-        loader = make_dataloader(
-            train_ds, sampler, num_workers=cfg.train.num_workers, pin_memory=dist.device.type == "cuda"
-        )
-        validate_fn = None
-        if valid_files is not None:
-            valid_ds = AVDataset(valid_files.manifest, cfg.data, train=False, labels=valid_files.labels)
-            validate_fn = make_validate_fn(cfg, valid_ds, dist, out)
-        if validate_fn is None:
-            cfg.train.best_metric = None
-        trainer = Trainer(
-            model,
-            loader,
-            cfg=cfg.train,
-            optim=cfg.optim,
-            out_dir=out,
-            validate_fn=validate_fn,
-            dist=dist,
-            model_config=model_config_of(model),
-            model_kind="finetuned",
-        )
-        result = trainer.fit()
-        summary: dict[str, Any] = {}
-        if main:
-            best_dir = out / "checkpoints" / "best"
-            src = best_dir if best_dir.is_dir() else result.last_checkpoint
-            if src is None:
-                raise UserError(f"{out}: training wrote no checkpoint")
-            final = load_finetuned(src)
-            save_finetuned(final, out / "model")
-            summary = {
-                "updates": result.updates,
-                "task": cfg.task,
-                "head": cfg.head,
-                "modality": cfg.modality,
-                "target": cfg.pair or cfg.lang or "all",
-                "best": result.best,
-                "model_from": str(src),
-                "model": str(out / "model"),
-                "nan_skips": result.nan_skips,
-                "config": to_dict(cfg),
-            }
-            atomic_write_json(summary_path, summary)
-            log.info("fine-tuned model: %s (from %s; best %s)", out / "model", src, result.best)
-        barrier()
-        return summary
+        return _train(cfg, data=data, init=init, out=out, dist=dist)
     finally:
         cleanup_distributed()

@@ -36,17 +36,24 @@ class Stage:
     """
 
     name: str
+    """Stage id: names its log (``logs/{name}.log``) and finish marker (``.stages/{name}.json``)."""
     title: str
+    """What the stage does, for the progress line."""
     commands: Callable[[], Sequence[Sequence[str]]]
+    """Builds the command lines when the stage starts (they may depend on earlier outputs)."""
     skip_reason: str | None = None
+    """Why the stage does not run (printed); None: it runs."""
     outputs: Sequence[Path] = field(default_factory=tuple)
+    """Paths the stage writes (informational)."""
     group: str | None = None
+    """Consecutive stages of one group run side by side."""
     nice: int = 0
     """Scheduling niceness of the stage's processes (POSIX): in a group, a stage that is not
     on the critical path yields the CPU to the ones that are."""
 
 
-def avsr_command(*args: str | Path) -> list[str]:
+def avsr_command(*args: str | Path | int) -> list[str]:
+    """The command line of ``avsr ARGS`` run by this interpreter (every argument a string)."""
     return [sys.executable, "-m", "avsr.cli", *[str(a) for a in args]]
 
 

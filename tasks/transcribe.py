@@ -19,12 +19,14 @@ import os
 import sys
 from pathlib import Path
 
+from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
+
 MODEL_ENV = "AVSR_MODEL"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = "Python API: avsr.inference.Transcriber(model_dir).transcribe(video)"
+    parser.epilog = "Python API: tasks.transcriber.Transcriber(model_dir).transcribe(video)"
     parser.add_argument(
         "videos", nargs="+", metavar="VIDEO", help="video files (any format PyAV reads)"
     )
@@ -64,25 +66,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--no-timestamps", action="store_true", help="text format: the text only")
-    parser.add_argument(
-        "--config", metavar="YAML", help="preprocessing config (PreprocessConfig fields)"
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a preprocessing field (repeatable)",
-    )
+    add_config_arg(parser, "preprocessing config (PreprocessConfig fields)", metavar="YAML")
+    add_set_arg(parser, "override a preprocessing field (repeatable)")
 
 
 def main(args: argparse.Namespace) -> int:
-    from avsr.config import ConfigError, load_config
     from avsr.errors import UserError
-    from avsr.inference import Transcriber, to_srt, to_text
+    from avsr.inference import to_srt, to_text
     from avsr.io import atomic_write_text
     from preprocessing.clip import PreprocessConfig
+    from tasks.transcriber import Transcriber
 
     model = args.model or os.environ.get(MODEL_ENV)
     if not model:
@@ -92,10 +85,7 @@ def main(args: argparse.Namespace) -> int:
     for v in args.videos:
         if not Path(v).is_file():
             raise UserError(f"{v}: video not found")
-    try:
-        pre = load_config(PreprocessConfig, args.config, args.overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
+    pre = load_task_config(PreprocessConfig, args.config, args.overrides)
     tr = Transcriber(
         model, device=args.device, beam=args.beam, batch_size=args.batch_size, preprocess=pre
     )

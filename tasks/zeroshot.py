@@ -17,12 +17,18 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.cli_args import add_set_arg
+from tasks.evaluate import add_grid_arguments, add_output_arguments, config_from_args
+
+if TYPE_CHECKING:
+    from avsr.evaluation.results import EvalResults
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from tasks.evaluate import add_grid_arguments
-
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = "Outputs: OUT/finetune (the audio-only fine-tuning run; model in OUT/finetune/model), OUT/eval (results.json, plots), OUT/zeroshot.md"
     f = parser.add_argument_group("audio-only fine-tuning (avsr finetune --modality a)")
@@ -35,16 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     f.add_argument("--head", choices=["ctc", "s2s"], help="default: the fine-tuning config's")
     f.add_argument("--finetune-config", metavar="YAML", help="config file for avsr finetune")
-    f.add_argument(
-        "--finetune-set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override for avsr finetune (repeatable)",
-    )
+    add_set_arg(f, "override for avsr finetune (repeatable)", flag="--finetune-set", dest=None)
     add_grid_arguments(parser, model=False)
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    add_output_arguments(parser)
 
 
 def finetune_audio_only(args: argparse.Namespace, out: Path) -> Path:
@@ -98,7 +97,7 @@ def finetune_audio_only(args: argparse.Namespace, out: Path) -> Path:
     return find_model_dir(out, is_finetuned_dir)
 
 
-def find_model_dir(out: Path, is_model) -> Path:  # noqa: ANN001
+def find_model_dir(out: Path, is_model: Callable[[Path], bool]) -> Path:
     """The fine-tuned model written under ``out`` (``out`` itself, ``out/best`` or a sub-folder)."""
     from avsr.errors import UserError
 
@@ -111,7 +110,7 @@ def find_model_dir(out: Path, is_model) -> Path:  # noqa: ANN001
     raise UserError(f"{out}: no fine-tuned model found after fine-tuning")
 
 
-def zeroshot_table(results) -> str:  # noqa: ANN001 (EvalResults)
+def zeroshot_table(results: EvalResults) -> str:
     """Markdown: AV minus A of the headline metric per noise type and SNR (all languages)."""
     metric = results.metric
     better = "lower" if metric == "wer" else "higher"
@@ -143,12 +142,11 @@ def main(args: argparse.Namespace) -> int:
     from avsr.evaluation.run import run_evaluation
     from avsr.io import atomic_write_text
     from avsr.logging_utils import get_logger
-    from tasks.evaluate import config_from_args
 
     log = get_logger("avsr.zeroshot")
     out = Path(args.out)
     if args.model:
-        from avsr.inference import resolve_model_dir
+        from avsr.runtime import resolve_model_dir
 
         model_dir = resolve_model_dir(args.model)
     else:

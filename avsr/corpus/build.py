@@ -23,19 +23,28 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import soundfile as sf
 
-from avsr.corpus import grammar
-from avsr.corpus.face import Look
+from avsr.audio import SAMPLE_RATE
+from avsr.config import save_config
+from avsr.corpus import grammar, noise_set
+from avsr.corpus.face import FaceRenderer, Look
 from avsr.corpus.noise_set import CATEGORIES, COLOURS, SPLITS
-from avsr.corpus.speech import SAMPLE_RATE, VARIANTS, VOICES, Voice, make_voice
+from avsr.corpus.speech import VARIANTS, VOICES, Voice, make_voice, utterance
+from avsr.corpus.video import render_clip
+from avsr.corpus.visemes import word_visemes
 from avsr.errors import UserError
+from avsr.io import atomic_path, atomic_write_json, atomic_write_text
 from avsr.logging_utils import get_logger
+from avsr.media import sonic_pi_samples
 from avsr.noise import stable_hash
 
 log = get_logger(__name__)
@@ -52,18 +61,29 @@ class CorpusConfig:
     """What to build. ``hours`` (total speech over all languages) overrides the size's clip counts."""
 
     size: Literal["tiny", "small"] = "tiny"
+    """``tiny``: 8 clips per language (CI); ``small``: 0.58 h of speech over all languages (demo)."""
     seed: int = 0
+    """Seed of every random choice (speakers, sentences, rendering, noise)."""
     hours: float | None = None
+    """Total hours of speech over all languages; None: the size's clip counts."""
     langs: list[str] = field(default_factory=lambda: list(grammar.LANGUAGES))
+    """Languages, a subset of the grammar's."""
     workers: int = 2
+    """Worker processes rendering clips and noise (1: in this process)."""
 
 
 @dataclass(frozen=True)
 class SizeSpec:
-    speakers: tuple[int, int, int]  # train, valid, test speakers per language
-    clips: tuple[int, int, int] | None  # clips per language and split (None: from hours)
+    """What a corpus size means."""
+
+    speakers: tuple[int, int, int]
+    """Train, valid, test speakers per language."""
+    clips: tuple[int, int, int] | None
+    """Clips per language and split (None: from ``hours``)."""
     hours: float | None
-    noise_per_split: int  # synthesised files per category and split
+    """Total hours of speech when ``clips`` is None."""
+    noise_per_split: int
+    """Synthesised noise files per category and split."""
 
 
 SIZES: dict[str, SizeSpec] = {
@@ -74,23 +94,40 @@ SIZES: dict[str, SizeSpec] = {
 
 @dataclass(frozen=True, kw_only=True)
 class SpeakerPlan:
+    """One corpus speaker: a voice and a look, in one language and split."""
+
     id: str
+    """``{lang}-spk{NN}``."""
     lang: str
+    """Language code."""
     split: str
+    """train, valid or test."""
     voice: Voice
+    """espeak-ng voice and prosody."""
     look: Look
+    """Face rendering settings."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClipPlan:
+    """One clip to render: who says which sentence at which frame rate."""
+
     id: str
+    """``{speaker}-{NNNN}``."""
     split: str
+    """train, valid or test."""
     lang: str
+    """Language code."""
     speaker: str
+    """Speaker id."""
     words: tuple[str, ...]
+    """The sentence in ``lang``."""
     english: tuple[str, ...]
-    fps: str  # "25", "30000/1001", "30"
+    """Its English translation."""
+    fps: str
+    """Frame rate: "25", "30000/1001" or "30"."""
     seed: int
+    """Seed of the clip's synthesis and rendering."""
 
     @property
     def text(self) -> str:
@@ -184,8 +221,6 @@ _RENDERERS: dict[Look, Any] = {}
 
 
 def _renderer(look: Look) -> Any:
-    from avsr.corpus.face import FaceRenderer
-
     if look not in _RENDERERS:
         if len(_RENDERERS) >= 4:
             _RENDERERS.pop(next(iter(_RENDERERS)))
@@ -195,12 +230,6 @@ def _renderer(look: Look) -> Any:
 
 def render_one(out: Path, speaker: SpeakerPlan, clip: ClipPlan) -> dict[str, Any]:
     """Synthesise, render and write one clip (skipped if complete); returns its alignment record."""
-    from avsr.corpus.noise_set import write_wav
-    from avsr.corpus.speech import utterance
-    from avsr.corpus.video import render_clip
-    from avsr.corpus.visemes import word_visemes
-    from avsr.io import atomic_path, atomic_write_json
-
     mp4, wav, ali = _clip_paths(out, clip)
     if mp4.is_file() and wav.is_file() and ali.is_file():
         return json.loads(ali.read_text(encoding="utf-8"))
@@ -212,7 +241,7 @@ def render_one(out: Path, speaker: SpeakerPlan, clip: ClipPlan) -> dict[str, Any
     mp4.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(mp4) as tmp:
         traj = render_clip(_renderer(speaker.look), audio, timings, fps, rng, tmp)
-    write_wav(wav, audio)
+    noise_set.write_wav(wav, audio)
     n_frames = len(traj["h"])
     record = {
         "id": clip.id,
@@ -247,9 +276,6 @@ def _clip_task(out: str, speaker: SpeakerPlan, clips: list[ClipPlan]) -> list[di
 
 def _noise_task(out: str, cfg_seed: int, kind: str, name: str, params: dict[str, Any]) -> str:
     """Write one synthesised / converted noise file; returns its path."""
-    from avsr.corpus import noise_set
-    from avsr.corpus.speech import utterance
-
     path = Path(out) / "noise" / params["category"] / f"{name}.wav"
     if path.is_file():
         return str(path)
@@ -275,8 +301,6 @@ def _noise_task(out: str, cfg_seed: int, kind: str, name: str, params: dict[str,
 
 
 def _noise_jobs(cfg: CorpusConfig, n_speakers_per_lang: int) -> list[tuple[str, str, dict[str, Any]]]:
-    from avsr.media import sonic_pi_samples
-
     spec = SIZES[cfg.size]
     jobs: list[tuple[str, str, dict[str, Any]]] = []
     for split in SPLITS:
@@ -293,16 +317,10 @@ def _noise_jobs(cfg: CorpusConfig, n_speakers_per_lang: int) -> list[tuple[str, 
                 "voice_index": n_speakers_per_lang + 1 + k + SPLITS.index(split) * n_speech,
             }))
     for i, p in enumerate(sonic_pi_samples("loop_")):
-        jobs.append(("sample", f"sonicpi-{p.stem}", {"category": "music", "split": noise_split(i), "source": str(p)}))
+        jobs.append(("sample", f"sonicpi-{p.stem}", {"category": "music", "split": noise_set.split_of(i), "source": str(p)}))
     for i, p in enumerate(sonic_pi_samples("ambi_")):
-        jobs.append(("sample", f"sonicpi-{p.stem}", {"category": "noise", "split": noise_split(i), "source": str(p)}))
+        jobs.append(("sample", f"sonicpi-{p.stem}", {"category": "noise", "split": noise_set.split_of(i), "source": str(p)}))
     return jobs
-
-
-def noise_split(index: int) -> str:
-    from avsr.corpus.noise_set import split_of
-
-    return split_of(index)
 
 
 # ---------------------------------------------------------------------------
@@ -317,21 +335,11 @@ def _check_out(out: Path, stamp: dict[str, Any]) -> None:
             raise UserError(f"{out}: holds a corpus built with other settings ({old}); use a new --out folder")
     elif out.is_dir() and any(out.iterdir()):
         raise UserError(f"{out}: folder is not empty and is not a corpus folder; use a new --out folder")
-    from avsr.io import atomic_write_json
-
     atomic_write_json(path, stamp)
 
 
-def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
-    """Build (or complete) the corpus in ``out``; returns the corpus.json dict."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from avsr.config import save_config
-    from avsr.corpus import noise_set
-    from avsr.io import atomic_write_json, atomic_write_text
-
-    out = Path(out)
+def _validate(cfg: CorpusConfig) -> None:
+    """Reject unknown sizes/languages and bad hours; put ``cfg.langs`` in the grammar's order."""
     if cfg.size not in SIZES:
         raise UserError(f"unknown size {cfg.size!r} (choose from {sorted(SIZES)})")
     bad = [lang for lang in cfg.langs if lang not in grammar.LANGUAGES]
@@ -342,24 +350,38 @@ def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
     if cfg.hours is not None and cfg.hours <= 0:
         raise UserError(f"--hours must be positive, got {cfg.hours}")
     cfg.langs = [lang for lang in grammar.LANGUAGES if lang in cfg.langs]
-    t0 = time.perf_counter()
-    stamp = {"format": FORMAT_VERSION, "generator": GENERATOR_VERSION, "size": cfg.size, "seed": cfg.seed, "hours": cfg.hours, "langs": cfg.langs}
-    _check_out(out, stamp)
-    speakers, clips = plan(cfg)
-    by_speaker = {s.id: s for s in speakers}
+
+
+def _speaker_groups(
+    speakers: Sequence[SpeakerPlan], clips: Sequence[ClipPlan]
+) -> list[tuple[SpeakerPlan, list[ClipPlan]]]:
+    """Work units: up to 10 clips of one speaker (one face renderer), largest first."""
     groups: list[tuple[SpeakerPlan, list[ClipPlan]]] = []
     for sp in speakers:
         mine = [c for c in clips if c.speaker == sp.id]
         for a in range(0, len(mine), 10):
             groups.append((sp, mine[a : a + 10]))
     groups.sort(key=lambda g: -len(g[1]))
-    n_spk = sum(SIZES[cfg.size].speakers)
-    noise_jobs = _noise_jobs(cfg, n_spk)
+    return groups
+
+
+NoiseJob = tuple[str, str, dict[str, Any]]
+NoiseFiles = dict[str, dict[str, list[Path]]]
+
+
+def _render_all(
+    out: Path,
+    cfg: CorpusConfig,
+    groups: list[tuple[SpeakerPlan, list[ClipPlan]]],
+    noise_jobs: list[NoiseJob],
+    workers: int,
+) -> tuple[dict[str, dict[str, Any]], NoiseFiles]:
+    """Render the clips and synthesise the noise files (in ``workers`` processes when > 1).
+
+    Returns (clip id -> alignment record, category -> split -> noise files).
+    """
     records: dict[str, dict[str, Any]] = {}
-    noise_files: dict[str, dict[str, list[Path]]] = {c: {} for c in CATEGORIES}
-    workers = max(1, int(cfg.workers))
-    log.info("corpus: %d clips, %d speakers, %d languages, %d noise files; %d workers",
-             len(clips), len(speakers), len(cfg.langs), len(noise_jobs), workers)
+    noise_files: NoiseFiles = {c: {} for c in CATEGORIES}
     if workers == 1:
         for sp, group in groups:
             for rec in _clip_task(str(out), sp, group):
@@ -367,20 +389,22 @@ def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
         for kind, name, params in noise_jobs:
             p = _noise_task(str(out), cfg.seed, kind, name, params)
             noise_files[params["category"]].setdefault(params["split"], []).append(Path(p))
-    else:
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
-            futs = [pool.submit(_clip_task, str(out), sp, group) for sp, group in groups]
-            nfuts = [(params, pool.submit(_noise_task, str(out), cfg.seed, kind, name, params))
-                     for kind, name, params in noise_jobs]
-            for f in futs:
-                for rec in f.result():
-                    records[rec["id"]] = rec
-            for params, f in nfuts:
-                noise_files[params["category"]].setdefault(params["split"], []).append(Path(f.result()))
-    # babble from training utterances
-    import soundfile as sf
+        return records, noise_files
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
+        futs = [pool.submit(_clip_task, str(out), sp, group) for sp, group in groups]
+        nfuts = [(params, pool.submit(_noise_task, str(out), cfg.seed, kind, name, params))
+                 for kind, name, params in noise_jobs]
+        for f in futs:
+            for rec in f.result():
+                records[rec["id"]] = rec
+        for params, f in nfuts:
+            noise_files[params["category"]].setdefault(params["split"], []).append(Path(f.result()))
+    return records, noise_files
 
+
+def _write_babble(out: Path, cfg: CorpusConfig, clips: Sequence[ClipPlan], noise_files: NoiseFiles) -> None:
+    """Babble noise files from the training utterances (added to ``noise_files``)."""
     train_audio: dict[str, list[np.ndarray]] = {}
     for c in clips:
         if c.split == "train":
@@ -392,8 +416,10 @@ def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
             if not path.is_file():
                 noise_set.write_wav(path, noise_set.babble(train_audio, _rng(cfg.seed, "babble", split, k)))
             noise_files["babble"].setdefault(split, []).append(path)
-    noise_set.write_lists(out / "noise", noise_files)
-    # clips.tsv (train, valid, test; by id)
+
+
+def _write_clips_tsv(out: Path, clips: Sequence[ClipPlan]) -> None:
+    """``clips.tsv``: train, valid, test; by id within a split."""
     order = {s: i for i, s in enumerate(SPLITS)}
     rows = sorted(clips, key=lambda c: (order[c.split], c.id))
     lines = ["\t".join(CLIPS_HEADER)]
@@ -402,6 +428,27 @@ def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
         lines.append("\t".join([c.id, mp4.relative_to(out).as_posix(), wav.relative_to(out).as_posix(),
                                 c.split, c.lang, c.speaker, c.text, c.translation]))
     atomic_write_text(out / "clips.tsv", "\n".join(lines) + "\n")
+
+
+def build(cfg: CorpusConfig, out: str | Path) -> dict[str, Any]:
+    """Build (or complete) the corpus in ``out``; returns the corpus.json dict."""
+    out = Path(out)
+    _validate(cfg)
+    t0 = time.perf_counter()
+    stamp = {"format": FORMAT_VERSION, "generator": GENERATOR_VERSION, "size": cfg.size, "seed": cfg.seed, "hours": cfg.hours, "langs": cfg.langs}
+    _check_out(out, stamp)
+    speakers, clips = plan(cfg)
+    by_speaker = {s.id: s for s in speakers}
+    groups = _speaker_groups(speakers, clips)
+    n_spk = sum(SIZES[cfg.size].speakers)
+    noise_jobs = _noise_jobs(cfg, n_spk)
+    workers = max(1, int(cfg.workers))
+    log.info("corpus: %d clips, %d speakers, %d languages, %d noise files; %d workers",
+             len(clips), len(speakers), len(cfg.langs), len(noise_jobs), workers)
+    records, noise_files = _render_all(out, cfg, groups, noise_jobs, workers)
+    _write_babble(out, cfg, clips, noise_files)
+    noise_set.write_lists(out / "noise", noise_files)
+    _write_clips_tsv(out, clips)
     meta = _metadata(cfg, speakers, clips, records, noise_files, by_speaker)
     save_config(cfg, out / "config.yaml")
     atomic_write_json(out / "corpus.json", meta)

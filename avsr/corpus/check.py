@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.logging_utils import quiet_native_stderr
+
 
 @dataclass
 class MouthTrack:
@@ -34,15 +36,16 @@ def decode_frames(path: str | Path, max_frames: int | None = None) -> list[np.nd
 
 
 def track_mouth(frames: list[np.ndarray], static: bool = False) -> MouthTrack:
-    """Face mesh on every frame (tracking mode unless ``static``)."""
+    """Face mesh on every frame (tracking mode unless ``static``; its native logs hidden unless ``-v``)."""
     import mediapipe as mp
 
     n = len(frames)
     found = np.zeros(n, bool)
     opening = np.full(n, np.nan)
     width = np.full(n, np.nan)
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=static, max_num_faces=1,
-                                         refine_landmarks=False, min_detection_confidence=0.5) as mesh:
+    with quiet_native_stderr(), mp.solutions.face_mesh.FaceMesh(
+        static_image_mode=static, max_num_faces=1, refine_landmarks=False, min_detection_confidence=0.5
+    ) as mesh:
         for i, img in enumerate(frames):
             res = mesh.process(np.ascontiguousarray(img))
             if not res.multi_face_landmarks:

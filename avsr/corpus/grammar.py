@@ -7,12 +7,15 @@ translation of the English slot word with the same index, and no word occurs
 twice within a language's vocabulary, so the English translation of a
 sentence is fixed by construction: the English words of the same slot
 indices in the same order. The vocabulary is 39 words per language (8
-commands, 8 colours, 5 prepositions, 10 digits, 8 adverbs).
+commands, 8 colours, 5 prepositions, 10 digits, 8 adverbs), kept in
+``vocabulary.json`` beside this module.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,71 +23,27 @@ LANGUAGES = ("en", "ar", "de", "el", "es", "fr", "it", "pt", "ru")
 X_TO_EN = ("el", "es", "fr", "it", "pt", "ru")
 SLOTS = ("command", "colour", "preposition", "digit", "adverb")
 
+
+def _load_vocabulary() -> dict[str, dict[str, tuple[str, ...]]]:
+    """``vocabulary.json`` beside this module: slot -> language -> words."""
+    data = json.loads(Path(__file__).with_name("vocabulary.json").read_text(encoding="utf-8"))
+    return {slot: {lang: tuple(words) for lang, words in by_lang.items()} for slot, by_lang in data.items()}
+
+
 # slot -> language -> words (index i of every language translates index i of "en")
-VOCAB: dict[str, dict[str, tuple[str, ...]]] = {
-    "command": {
-        "en": ("place", "take", "move", "show", "open", "close", "find", "set"),
-        "ar": ("ضع", "خذ", "حرك", "اعرض", "افتح", "أغلق", "جد", "اضبط"),
-        "de": ("leg", "nimm", "beweg", "zeig", "öffne", "schließ", "finde", "stell"),
-        "el": ("βάλε", "πάρε", "κούνα", "δείξε", "άνοιξε", "κλείσε", "βρες", "όρισε"),
-        "es": ("pon", "toma", "mueve", "muestra", "abre", "cierra", "busca", "fija"),
-        "fr": ("mets", "prends", "bouge", "montre", "ouvre", "ferme", "trouve", "règle"),
-        "it": ("metti", "prendi", "muovi", "mostra", "apri", "chiudi", "trova", "imposta"),
-        "pt": ("põe", "pega", "move", "mostra", "abre", "fecha", "encontra", "define"),
-        "ru": ("положи", "возьми", "двигай", "покажи", "открой", "закрой", "найди", "установи"),
-    },
-    "colour": {
-        "en": ("red", "blue", "green", "white", "black", "yellow", "grey", "brown"),
-        "ar": ("أحمر", "أزرق", "أخضر", "أبيض", "أسود", "أصفر", "رمادي", "بني"),
-        "de": ("rot", "blau", "grün", "weiß", "schwarz", "gelb", "grau", "braun"),
-        "el": ("κόκκινο", "μπλε", "πράσινο", "άσπρο", "μαύρο", "κίτρινο", "γκρι", "καφέ"),
-        "es": ("rojo", "azul", "verde", "blanco", "negro", "amarillo", "gris", "marrón"),
-        "fr": ("rouge", "bleu", "vert", "blanc", "noir", "jaune", "gris", "brun"),
-        "it": ("rosso", "blu", "verde", "bianco", "nero", "giallo", "grigio", "marrone"),
-        "pt": ("vermelho", "azul", "verde", "branco", "preto", "amarelo", "cinza", "castanho"),
-        "ru": ("красный", "синий", "зелёный", "белый", "чёрный", "жёлтый", "серый", "коричневый"),
-    },
-    "preposition": {
-        "en": ("in", "on", "with", "under", "without"),
-        "ar": ("في", "على", "مع", "تحت", "بدون"),
-        "de": ("in", "auf", "mit", "unter", "ohne"),
-        "el": ("μέσα", "πάνω", "με", "κάτω", "χωρίς"),
-        "es": ("en", "sobre", "con", "bajo", "sin"),
-        "fr": ("dans", "sur", "avec", "sous", "sans"),
-        "it": ("in", "su", "con", "sotto", "senza"),
-        "pt": ("em", "sobre", "com", "sob", "sem"),
-        "ru": ("в", "на", "с", "под", "без"),
-    },
-    "digit": {
-        "en": ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
-        "ar": ("صفر", "واحد", "اثنان", "ثلاثة", "أربعة", "خمسة", "ستة", "سبعة", "ثمانية", "تسعة"),
-        "de": ("null", "eins", "zwei", "drei", "vier", "fünf", "sechs", "sieben", "acht", "neun"),
-        "el": ("μηδέν", "ένα", "δύο", "τρία", "τέσσερα", "πέντε", "έξι", "επτά", "οκτώ", "εννέα"),
-        "es": ("cero", "uno", "dos", "tres", "cuatro", "cinco", "seis", "siete", "ocho", "nueve"),
-        "fr": ("zéro", "un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf"),
-        "it": ("zero", "uno", "due", "tre", "quattro", "cinque", "sei", "sette", "otto", "nove"),
-        "pt": ("zero", "um", "dois", "três", "quatro", "cinco", "seis", "sete", "oito", "nove"),
-        "ru": ("ноль", "один", "два", "три", "четыре", "пять", "шесть", "семь", "восемь", "девять"),
-    },
-    "adverb": {
-        "en": ("now", "again", "soon", "slowly", "quickly", "later", "here", "there"),
-        "ar": ("الآن", "مجددا", "قريبا", "ببطء", "بسرعة", "لاحقا", "هنا", "هناك"),
-        "de": ("jetzt", "wieder", "bald", "langsam", "schnell", "später", "hier", "dort"),
-        "el": ("τώρα", "ξανά", "σύντομα", "αργά", "γρήγορα", "μετά", "εδώ", "εκεί"),
-        "es": ("ahora", "nuevamente", "pronto", "despacio", "rápido", "luego", "aquí", "allí"),
-        "fr": ("maintenant", "encore", "bientôt", "lentement", "vite", "après", "ici", "là"),
-        "it": ("ora", "ancora", "presto", "piano", "veloce", "dopo", "qui", "lì"),
-        "pt": ("agora", "novamente", "logo", "devagar", "depressa", "depois", "aqui", "ali"),
-        "ru": ("сейчас", "снова", "скоро", "медленно", "быстро", "потом", "здесь", "там"),
-    },
-}
+VOCAB: dict[str, dict[str, tuple[str, ...]]] = _load_vocabulary()
 
 
 @dataclass(frozen=True)
 class Sentence:
+    """One sentence of the grammar and its word-by-word English."""
+
     lang: str
+    """Language code."""
     words: tuple[str, ...]
+    """The sentence's words."""
     english: tuple[str, ...]
+    """The English words of the same slots."""
 
     @property
     def text(self) -> str:

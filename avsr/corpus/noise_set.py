@@ -11,7 +11,7 @@ format). Every file belongs to exactly one split.
 - speech: utterances of the grammar by held-out espeak-ng speakers (voices not
   used by any corpus speaker), about 10 s per file, one language per file;
 - babble: the mean of 30 streams of training utterances, each stream at least
-  15 s long and filled round-robin over the languages (SPEC noise protocol).
+  15 s long and filled round-robin over the languages.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avsr.corpus.speech import SAMPLE_RATE
+from avsr.audio import SAMPLE_RATE
 
 CATEGORIES = ("babble", "music", "noise", "speech")
 COLOURS = ("white", "pink", "brown", "blue")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE
 from avsr.errors import UserError
 
-SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
 
 VOICES: dict[str, tuple[str, ...]] = {

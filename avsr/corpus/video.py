@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE
 from avsr.corpus.face import FaceRenderer
-from avsr.corpus.speech import SAMPLE_RATE, WordTiming, envelope
+from avsr.corpus.speech import WordTiming, envelope
 from avsr.corpus.visemes import mouth_trajectory, word_visemes
 
 FRAME_RATES: tuple[Fraction, ...] = (Fraction(25), Fraction(30000, 1001), Fraction(30))

@@ -7,6 +7,7 @@ Public API::
     make_synthetic_av_data
 """
 
+from avsr.audio import read_audio
 from avsr.data.batch import (
     PIXEL_MEAN,
     PIXEL_STD,
@@ -19,7 +20,7 @@ from avsr.data.batch import (
 from avsr.data.config import DataConfig
 from avsr.data.dataset import AVDataset
 from avsr.data.loader import make_batch_sampler, make_dataloader
-from avsr.data.media import cnn_frames, read_audio, read_video_gray, write_video_gray
+from avsr.data.media import cnn_frames, read_video_gray, write_video_gray
 from avsr.data.sampler import LengthBatchSampler
 from avsr.data.synthetic import make_synthetic_av_data
 

@@ -25,12 +25,15 @@ class DataConfig:
     min_keep_frames: int = 2
     """Clips shorter than this many video frames are skipped."""
     max_frames_per_batch: int = 1000
+    """Bound on ``batch_size * longest clip`` (video frames, padding included)."""
     max_batch_size: int | None = None
+    """Bound on the clips per batch (None: only ``max_frames_per_batch``)."""
     image_size: int | None = None
     """Resize the (96x96) ROI to image_size x image_size before cropping (None: keep)."""
     crop_size: int = 88
     """Random crop in training, centre crop at evaluation."""
     hflip_prob: float = 0.5
+    """Training only: probability of flipping a clip's video horizontally."""
     modalities: Literal["av", "a", "v"] = "av"
     """Which media to decode; the other modality's tensor in the batch is None."""
     speed_perturb: tuple[float, float] | None = None
@@ -44,12 +47,16 @@ class DataConfig:
     noise_split: str | None = "train"
     """Use ``{category}/{noise_split}.tsv`` lists when present."""
     noise_prob: float = 0.25
+    """Training only: probability of mixing a clip with noise."""
     noise_start_epoch: int = 0
     """Training only: no noise augmentation before this epoch (a clean warm-up; measured on
     the embedded corpus: CTC fine-tuning from a small encoder with noise from the first
     update stalled at 100% WER for 1000 updates, clean it reached 61%)."""
     noise_snr_range: tuple[float, float] = (0.0, 0.0)
+    """Training noise SNR in dB, uniform in [min, max] (min = max: that SNR)."""
     noise_categories: list[str] = field(
         default_factory=lambda: ["babble", "music", "noise", "speech"]
     )
+    """Training noise categories (sub-folders of ``noise_dir``), drawn uniformly."""
     seed: int = 1
+    """Seed of the batch shuffling and of every item's augmentation."""

@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from avsr.audio import VIDEO_FPS, read_audio
 from avsr.data.batch import AVSample
 from avsr.data.config import DataConfig
 from avsr.data.labels import fit_units, is_unit_file, read_text_labels, read_units
 from avsr.data.media import (
     SAMPLES_PER_VIDEO_FRAME,
     UNITS_PER_VIDEO_FRAME,
-    VIDEO_FPS,
     cnn_frames,
-    read_audio,
     read_video_gray,
 )
 from avsr.data.speed import resample_audio, resample_frames
@@ -50,6 +50,63 @@ def _resize(video: np.ndarray, size: int) -> np.ndarray:
         return video
     interp = cv2.INTER_AREA if size < video.shape[1] else cv2.INTER_LINEAR
     return np.stack([cv2.resize(f, (size, size), interpolation=interp) for f in video])
+
+
+@dataclass
+class _Media:
+    """One item's media while it is cut and augmented."""
+
+    audio: np.ndarray | None
+    """(S,) float32 samples, None when audio is not loaded."""
+    video: np.ndarray | None
+    """(T, H, W) uint8 frames, None when video is not loaded."""
+    units: np.ndarray | None
+    """(U,) unit ids fitted to the audio's CNN frame count, None without unit labels."""
+    n_audio: int
+    """Audio length in samples (from the manifest when audio is not loaded)."""
+    n_video: int
+    """Video length in frames (from the manifest when video is not loaded)."""
+
+
+def _read_label_files(
+    labels: str | Path | Sequence[str | Path] | None, n: int
+) -> tuple[list[np.ndarray] | None, list[str] | None]:
+    """(units, texts) from label files in manifest order (at most one of each kind)."""
+    label_paths = [labels] if isinstance(labels, (str, Path)) else list(labels or [])
+    units: list[np.ndarray] | None = None
+    texts: list[str] | None = None
+    for p in label_paths:
+        if is_unit_file(p):
+            if units is not None:
+                raise UserError(f"{p}: more than one unit file given")
+            units = read_units(p, expected_rows=n)
+        else:
+            if texts is not None:
+                raise UserError(f"{p}: more than one text label file given")
+            texts = read_text_labels(p, expected_rows=n)
+    return units, texts
+
+
+def _read_langs(langs: str | Path | None, manifest: Path, n: int) -> list[str] | None:
+    """Language of every row (``"auto"``: the ``.lang`` file beside the manifest, if any)."""
+    if langs == "auto":
+        auto = manifest.with_suffix(".lang")
+        langs = auto if auto.is_file() else None
+    return read_text_labels(langs, expected_rows=n) if langs is not None else None
+
+
+def _check_config(cfg: DataConfig) -> None:
+    """Reject inconsistent crop sizes, probabilities and speed ranges."""
+    if cfg.image_size is not None and cfg.image_size < cfg.crop_size:
+        raise UserError(
+            f"data config: crop_size {cfg.crop_size} is larger than image_size {cfg.image_size}"
+        )
+    if not 0.0 <= cfg.hflip_prob <= 1.0 or not 0.0 <= cfg.noise_prob <= 1.0:
+        raise UserError("data config: hflip_prob and noise_prob must be within [0, 1]")
+    if cfg.speed_perturb is not None:
+        lo, hi = cfg.speed_perturb
+        if not 0.0 < lo <= hi:
+            raise UserError(f"data config: speed_perturb {list(cfg.speed_perturb)} must be [min, max] with 0 < min <= max")
 
 
 class AVDataset(torch.utils.data.Dataset):
@@ -88,49 +145,13 @@ class AVDataset(torch.utils.data.Dataset):
         n = len(self.manifest.rows)
         self.load_audio = cfg.modalities in ("av", "a")
         self.load_video = cfg.modalities in ("av", "v")
-        label_paths = [labels] if isinstance(labels, (str, Path)) else list(labels or [])
-        units: list[np.ndarray] | None = None
-        texts: list[str] | None = None
-        for p in label_paths:
-            if is_unit_file(p):
-                if units is not None:
-                    raise UserError(f"{p}: more than one unit file given")
-                units = read_units(p, expected_rows=n)
-            else:
-                if texts is not None:
-                    raise UserError(f"{p}: more than one text label file given")
-                texts = read_text_labels(p, expected_rows=n)
-        if langs == "auto":
-            auto = manifest.with_suffix(".lang")
-            langs = auto if auto.is_file() else None
-        lang_list = read_text_labels(langs, expected_rows=n) if langs is not None else None
-
-        if cfg.image_size is not None and cfg.image_size < cfg.crop_size:
-            raise UserError(
-                f"data config: crop_size {cfg.crop_size} is larger than image_size {cfg.image_size}"
-            )
-        if not 0.0 <= cfg.hflip_prob <= 1.0 or not 0.0 <= cfg.noise_prob <= 1.0:
-            raise UserError("data config: hflip_prob and noise_prob must be within [0, 1]")
-        if cfg.speed_perturb is not None:
-            lo, hi = cfg.speed_perturb
-            if not 0.0 < lo <= hi:
-                raise UserError(f"data config: speed_perturb {list(cfg.speed_perturb)} must be [min, max] with 0 < min <= max")
+        units, texts = _read_label_files(labels, n)
+        lang_list = _read_langs(langs, manifest, n)
+        _check_config(cfg)
         if units is not None:
             self._check_units(units, manifest)
 
-        keep = []
-        max_keep = None if cfg.max_keep_seconds is None else int(cfg.max_keep_seconds * VIDEO_FPS)
-        for i, r in enumerate(self.manifest.rows):
-            frames = self._frames(r.n_video_frames, r.n_audio_samples)
-            if frames < cfg.min_keep_frames or (
-                train and max_keep is not None and frames > max_keep
-            ):
-                continue
-            keep.append(i)
-        if not keep:
-            raise UserError(f"{manifest}: every clip was filtered out by the length limits")
-        if len(keep) < n:
-            log.info("%s: kept %d of %d clips (length limits)", manifest, len(keep), n)
+        keep = self._kept_rows(manifest)
         self.rows: list[ManifestRow] = [self.manifest.rows[i] for i in keep]
         self.units = [units[i] for i in keep] if units is not None else None
         self.texts = [texts[i] for i in keep] if texts is not None else None
@@ -139,15 +160,39 @@ class AVDataset(torch.utils.data.Dataset):
         self.crop_frames: int | None = None
         if train and cfg.max_crop_seconds is not None and self.texts is None:
             self.crop_frames = max(1, int(cfg.max_crop_seconds * VIDEO_FPS))
-        self.noise_bank: NoiseBank | None = None
-        if cfg.noise_dir is not None and ((train and cfg.noise_prob > 0) or eval_noise is not None):
-            cats = [eval_noise[0]] if eval_noise is not None and not train else cfg.noise_categories
-            self.noise_bank = NoiseBank(cfg.noise_dir, split=cfg.noise_split, categories=cats)
-            for c in cats:
-                self.noise_bank.files(c)  # UserError naming the category and folder
-        elif eval_noise is not None:
-            raise UserError("eval_noise needs data.noise_dir")
+        self.noise_bank = self._noise_bank(eval_noise)
         self.eval_noise = eval_noise
+
+    def _kept_rows(self, manifest: Path) -> list[int]:
+        """Indices of the rows within the length limits (``max_keep_seconds`` in training only)."""
+        cfg, n = self.cfg, len(self.manifest.rows)
+        keep = []
+        max_keep = None if cfg.max_keep_seconds is None else int(cfg.max_keep_seconds * VIDEO_FPS)
+        for i, r in enumerate(self.manifest.rows):
+            frames = self._frames(r.n_video_frames, r.n_audio_samples)
+            if frames < cfg.min_keep_frames or (
+                self.train and max_keep is not None and frames > max_keep
+            ):
+                continue
+            keep.append(i)
+        if not keep:
+            raise UserError(f"{manifest}: every clip was filtered out by the length limits")
+        if len(keep) < n:
+            log.info("%s: kept %d of %d clips (length limits)", manifest, len(keep), n)
+        return keep
+
+    def _noise_bank(self, eval_noise: tuple[str, float, int] | None) -> NoiseBank | None:
+        """The noise files for training augmentation or the evaluation noise (None: no noise)."""
+        cfg = self.cfg
+        if cfg.noise_dir is not None and ((self.train and cfg.noise_prob > 0) or eval_noise is not None):
+            cats = [eval_noise[0]] if eval_noise is not None and not self.train else cfg.noise_categories
+            bank = NoiseBank(cfg.noise_dir, split=cfg.noise_split, categories=cats)
+            for c in cats:
+                bank.files(c)  # UserError naming the category and folder
+            return bank
+        if eval_noise is not None:
+            raise UserError("eval_noise needs data.noise_dir")
+        return None
 
     def _frames(self, n_video: int, n_audio: int) -> int:
         """Clip length on the 25 fps grid of the loaded modalities."""
@@ -189,9 +234,30 @@ class AVDataset(torch.utils.data.Dataset):
         index, epoch = (
             (key, 0) if isinstance(key, (int, np.integer)) else (int(key[0]), int(key[1]))
         )
-        cfg = self.cfg
         row = self.rows[index]
-        rng = np.random.default_rng([cfg.seed, epoch, index])
+        rng = np.random.default_rng([self.cfg.seed, epoch, index])
+        m = self._load(index, row)
+        if self.train and self.cfg.speed_perturb is not None:
+            self._speed_perturb(m, rng)
+        self._crop(m, rng)
+        if m.video is not None:
+            m.video = self._transform_video(m.video, rng, row.id)
+        if m.audio is not None and self.noise_bank is not None:
+            m.audio = self._add_noise(m.audio, row.id, epoch, rng)
+        return AVSample(
+            id=row.id,
+            index=index,
+            n_audio=int(m.n_audio),
+            n_video=int(m.n_video),
+            audio=None if m.audio is None else np.ascontiguousarray(m.audio, dtype=np.float32),
+            video=m.video,
+            units=m.units,
+            text=self.texts[index] if self.texts is not None else None,
+            lang=self.langs[index] if self.langs is not None else None,
+        )
+
+    def _load(self, index: int, row: ManifestRow) -> _Media:
+        """Decode the loaded modalities; units fitted to the audio's CNN frame count."""
         audio = read_audio(self.manifest.resolve(row.audio)) if self.load_audio else None
         video = read_video_gray(self.manifest.resolve(row.video)) if self.load_video else None
         n_audio = audio.shape[0] if audio is not None else row.n_audio_samples
@@ -200,56 +266,57 @@ class AVDataset(torch.utils.data.Dataset):
         if self.units is not None:
             # counts off by more than 2 frames were reported once when the labels were read
             units = fit_units(self.units[index], cnn_frames(n_audio), tolerance=10**9)
-        if self.train and cfg.speed_perturb is not None:
-            factor = float(rng.uniform(*cfg.speed_perturb))
-            if audio is not None:
-                audio = resample_audio(audio, factor)
-            if video is not None:
-                video = resample_frames(video, factor)
-            n_audio = audio.shape[0] if audio is not None else max(1, round(n_audio / factor))
-            n_video = video.shape[0] if video is not None else max(1, round(n_video / factor))
-            if units is not None:
-                units = fit_units(resample_frames(units, factor), cnn_frames(n_audio), tolerance=10**9)
+        return _Media(audio=audio, video=video, units=units, n_audio=n_audio, n_video=n_video)
 
-        total = self._frames(n_video, n_audio)
-        if self.crop_frames is not None and total > self.crop_frames:
-            length = self.crop_frames
-            v0 = int(rng.integers(0, total - length + 1))
-            a0 = v0 * SAMPLES_PER_VIDEO_FRAME
-            n_audio = max(0, min(n_audio - a0, length * SAMPLES_PER_VIDEO_FRAME))
-            n_video = max(0, min(n_video - v0, length))
-            if audio is not None:
-                audio = audio[a0 : a0 + n_audio]
-            if video is not None:
-                video = video[v0 : v0 + n_video]
-            if units is not None:
-                u0 = v0 * UNITS_PER_VIDEO_FRAME
-                units = fit_units(
-                    units[u0 : u0 + cnn_frames(n_audio)], cnn_frames(n_audio), tolerance=10**9
+    def _speed_perturb(self, m: _Media, rng: np.random.Generator) -> None:
+        """Play the clip at a random speed from ``cfg.speed_perturb`` (all modalities follow)."""
+        assert self.cfg.speed_perturb is not None
+        factor = float(rng.uniform(*self.cfg.speed_perturb))
+        if m.audio is not None:
+            m.audio = resample_audio(m.audio, factor)
+        if m.video is not None:
+            m.video = resample_frames(m.video, factor)
+        m.n_audio = m.audio.shape[0] if m.audio is not None else max(1, round(m.n_audio / factor))
+        m.n_video = m.video.shape[0] if m.video is not None else max(1, round(m.n_video / factor))
+        if m.units is not None:
+            m.units = fit_units(resample_frames(m.units, factor), cnn_frames(m.n_audio), tolerance=10**9)
+
+    def _crop(self, m: _Media, rng: np.random.Generator) -> None:
+        """Random ``crop_frames`` window of a longer training clip (audio, video, units together)."""
+        total = self._frames(m.n_video, m.n_audio)
+        if self.crop_frames is None or total <= self.crop_frames:
+            return
+        length = self.crop_frames
+        v0 = int(rng.integers(0, total - length + 1))
+        a0 = v0 * SAMPLES_PER_VIDEO_FRAME
+        m.n_audio = max(0, min(m.n_audio - a0, length * SAMPLES_PER_VIDEO_FRAME))
+        m.n_video = max(0, min(m.n_video - v0, length))
+        if m.audio is not None:
+            m.audio = m.audio[a0 : a0 + m.n_audio]
+        if m.video is not None:
+            m.video = m.video[v0 : v0 + m.n_video]
+        if m.units is not None:
+            u0 = v0 * UNITS_PER_VIDEO_FRAME
+            m.units = fit_units(
+                m.units[u0 : u0 + cnn_frames(m.n_audio)], cnn_frames(m.n_audio), tolerance=10**9
+            )
+
+    def _add_noise(
+        self, audio: np.ndarray, clip_id: str, epoch: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Training: random noise with probability ``noise_prob`` (from ``noise_start_epoch``);
+        evaluation: the clip's deterministic ``eval_noise``."""
+        cfg = self.cfg
+        assert self.noise_bank is not None
+        if self.train:
+            if epoch >= cfg.noise_start_epoch and rng.random() < cfg.noise_prob:
+                audio = self.noise_bank.augment(
+                    audio, rng, snr_range=cfg.noise_snr_range, categories=cfg.noise_categories
                 )
-
-        if video is not None:
-            video = self._transform_video(video, rng, row.id)
-        if audio is not None and self.noise_bank is not None:
-            if self.train:
-                if epoch >= cfg.noise_start_epoch and rng.random() < cfg.noise_prob:
-                    audio = self.noise_bank.augment(
-                        audio, rng, snr_range=cfg.noise_snr_range, categories=cfg.noise_categories
-                    )
-            elif self.eval_noise is not None:
-                cat, snr, seed = self.eval_noise
-                audio = self.noise_bank.mix_for_clip(audio, row.id, cat, snr, seed)
-        return AVSample(
-            id=row.id,
-            index=index,
-            n_audio=int(n_audio),
-            n_video=int(n_video),
-            audio=None if audio is None else np.ascontiguousarray(audio, dtype=np.float32),
-            video=video,
-            units=units,
-            text=self.texts[index] if self.texts is not None else None,
-            lang=self.langs[index] if self.langs is not None else None,
-        )
+        elif self.eval_noise is not None:
+            cat, snr, seed = self.eval_noise
+            audio = self.noise_bank.mix_for_clip(audio, clip_id, cat, snr, seed)
+        return audio
 
     def _transform_video(
         self, video: np.ndarray, rng: np.random.Generator, clip_id: str

@@ -1,4 +1,4 @@
-"""Decoding of the preprocessed media: 16 kHz mono wav and grayscale mouth-ROI mp4.
+"""Decoding of the preprocessed grayscale mouth-ROI mp4 (the wav reader is :func:`avsr.audio.read_audio`).
 
 Also the XLS-R CNN frame-count formula that ties audio samples to 50 Hz units.
 """
@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from avsr.audio import SAMPLE_RATE, VIDEO_FPS
 from avsr.errors import UserError
 
-SAMPLE_RATE = 16000
-VIDEO_FPS = 25
 SAMPLES_PER_VIDEO_FRAME = SAMPLE_RATE // VIDEO_FPS  # 640
 UNITS_PER_VIDEO_FRAME = 2  # units at 50 Hz
 CNN_RECEPTIVE_FIELD = 400
@@ -28,25 +27,6 @@ def cnn_frames(n_samples: int) -> int:
     if n < CNN_RECEPTIVE_FIELD:
         return 0
     return (n - CNN_RECEPTIVE_FIELD) // CNN_STRIDE + 1
-
-
-def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """float32 mono samples in [-1, 1] at ``sample_rate`` (downmixed/resampled if needed)."""
-    import soundfile as sf
-
-    try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, sf.LibsndfileError) as exc:
-        raise UserError(f"{path}: cannot read audio: {exc}") from exc
-    mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if sr != sample_rate:
-        import math
-
-        from scipy.signal import resample_poly
-
-        g = math.gcd(int(sr), int(sample_rate))
-        mono = resample_poly(mono, sample_rate // g, int(sr) // g)
-    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 # Planar YUV formats whose first plane is the luma of the frame.

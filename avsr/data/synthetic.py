@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from avsr.data.media import SAMPLE_RATE, SAMPLES_PER_VIDEO_FRAME, cnn_frames, write_video_gray
+from avsr.audio import SAMPLE_RATE
+from avsr.data.media import SAMPLES_PER_VIDEO_FRAME, cnn_frames, write_video_gray
 from avsr.io import ManifestRow, write_labels, write_manifest
 
 SEGMENT = SAMPLE_RATE // 10
@@ -59,8 +61,6 @@ def make_synthetic_av_data(
     (+/- 1 frame jitter when ``unit_jitter``), ``dict.km.txt``, ``{split}.wrd``,
     ``{split}.lang`` and, with ``noise``, ``noise/{babble,music,noise,speech}/*.wav``.
     """
-    import soundfile as sf
-
     root = Path(root)
     (root / "video").mkdir(parents=True, exist_ok=True)
     (root / "audio").mkdir(parents=True, exist_ok=True)
@@ -94,14 +94,14 @@ def make_synthetic_av_data(
     write_labels(root / f"{split}.lang", lang_lines)
     write_labels(root / "dict.km.txt", [f"{u} 1" for u in range(n_units)])
     if noise:
-        for j, cat in enumerate(("babble", "music", "noise", "speech")):
-            (root / "noise" / cat).mkdir(parents=True, exist_ok=True)
-            for k in range(2):
-                sig = (
-                    np.random.default_rng([seed, j, k]).standard_normal(SAMPLE_RATE // 2 + 997 * k)
-                    * 0.1
-                )
-                sf.write(
-                    root / "noise" / cat / f"{cat}_{k}.wav", sig.astype(np.float32), SAMPLE_RATE
-                )
+        _write_noise(root / "noise", seed)
     return root / f"{split}.tsv"
+
+
+def _write_noise(noise_dir: Path, seed: int) -> None:
+    """Two short Gaussian-noise wavs per category under ``noise_dir/{category}/``."""
+    for j, cat in enumerate(("babble", "music", "noise", "speech")):
+        (noise_dir / cat).mkdir(parents=True, exist_ok=True)
+        for k in range(2):
+            sig = np.random.default_rng([seed, j, k]).standard_normal(SAMPLE_RATE // 2 + 997 * k) * 0.1
+            sf.write(noise_dir / cat / f"{cat}_{k}.wav", sig.astype(np.float32), SAMPLE_RATE)

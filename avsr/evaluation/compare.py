@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,19 +72,18 @@ class Stat:
 
     def fmt(self, digits: int = 1) -> str:
         """``12.3 ± 1.2`` (mean ± std over seeds), ``12.3`` for one seed, ``-`` for none."""
-        if self.n == 0:
-            return "-"
-        if self.n == 1:
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
+        return self._fmt(digits, lambda d: f" ± {self.std:.{d}f}")
 
     def fmt_range(self, digits: int = 1) -> str:
-        """``12.3 [10.1, 14.5]`` (mean [min, max])."""
+        """``12.3 [10.1, 14.5]`` (mean [min, max]), ``12.3`` for one seed, ``-`` for none."""
+        return self._fmt(digits, lambda d: f" [{self.min:.{d}f}, {self.max:.{d}f}]")
+
+    def _fmt(self, digits: int, spread: Callable[[int], str]) -> str:
+        """The mean with ``digits`` decimals, followed by ``spread(digits)`` from two seeds on."""
         if self.n == 0:
             return "-"
-        if self.n == 1:
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} [{self.min:.{digits}f}, {self.max:.{digits}f}]"
+        mean = f"{self.mean:.{digits}f}"
+        return mean if self.n == 1 else mean + spread(digits)
 
     def to_dict(self) -> dict[str, Any]:
         def r(x: float) -> float | None:

@@ -98,11 +98,17 @@ class GridJob:
     """Everything :func:`decode_grid` needs besides the model and the data."""
 
     conditions: list[Condition]
+    """The acoustic conditions, in output order."""
     modalities: list[str]
+    """Input modes (``a``, ``v``, ``av``)."""
     seed: int = 0
+    """Seed of the per-clip noise choice."""
     beam: int = 5
+    """Beam width of seq2seq decoding."""
     max_frames_per_batch: int = 1000
+    """Bound on batch size x longest clip, in video frames."""
     max_batch_size: int | None = 16
+    """Most clips in one batch (None: no bound)."""
     chunk_clips: int = 64
     """Clips decoded from disk at a time and reused for every condition."""
     num_workers: int = 0
@@ -128,17 +134,7 @@ def decode_grid(
     Video-only pairs are decoded once (clean audio) and shared by every condition.
     """
     skip = set(skip)
-    pending: list[tuple[Condition, str]] = []
-    shared_v = "v" in job.modalities
-    for cond in job.conditions:
-        for mod in job.modalities:
-            if mod == "v":
-                continue
-            if (cond.key, mod) not in skip:
-                pending.append((cond, mod))
-    v_needed = shared_v and any((c.key, "v") not in skip for c in job.conditions)
-    if v_needed:
-        pending.append((CLEAN_CONDITION, "v"))
+    pending, v_needed = _pending_pairs(job, skip)
     n = len(dataset)
     out: HypTable = {(c.key, m): [""] * n for c, m in pending}
     if not pending:
@@ -151,24 +147,11 @@ def decode_grid(
     batches = eval_batches(
         dataset, max_frames_per_batch=job.max_frames_per_batch, max_batch_size=job.max_batch_size
     )
-    chunks: list[list[list[int]]] = [[]]
-    for b in batches:
-        if chunks[-1] and sum(len(x) for x in chunks[-1]) + len(b) > job.chunk_clips:
-            chunks.append([])
-        chunks[-1].append(b)
-    for chunk in chunks:
+    for chunk in _chunks(batches, job.chunk_clips):
         samples = load_samples(dataset, [i for b in chunk for i in b], job.num_workers)
         for cond, mod in pending:
             for b in chunk:
-                batch_samples = [_with_audio(samples[i], bank, cond, job.seed) for i in b]
-                batch = collate(batch_samples)
-                if device != "cpu":
-                    batch = batch.to(device)
-                hyps = decoder.decode(batch, modality=mod, beam=job.beam)
-                if len(hyps) != len(b):
-                    raise RuntimeError(
-                        f"decoder returned {len(hyps)} hypotheses for {len(b)} clips"
-                    )
+                hyps = _decode_batch(decoder, [samples[i] for i in b], bank, cond, mod, job, device)
                 for i, h in zip(b, hyps):
                     out[(cond.key, mod)][i] = h
         if on_progress is not None:
@@ -179,6 +162,53 @@ def decode_grid(
             if (cond.key, "v") not in skip:
                 out[(cond.key, "v")] = list(clean_v)
     return out
+
+
+def _pending_pairs(job: GridJob, skip: set[tuple[str, str]]) -> tuple[list[tuple[Condition, str]], bool]:
+    """The (condition, modality) pairs to decode, video-only once on clean audio at the end;
+    and whether that shared video-only pair is among them."""
+    pending: list[tuple[Condition, str]] = []
+    shared_v = "v" in job.modalities
+    for cond in job.conditions:
+        for mod in job.modalities:
+            if mod == "v":
+                continue
+            if (cond.key, mod) not in skip:
+                pending.append((cond, mod))
+    v_needed = shared_v and any((c.key, "v") not in skip for c in job.conditions)
+    if v_needed:
+        pending.append((CLEAN_CONDITION, "v"))
+    return pending, v_needed
+
+
+def _chunks(batches: Iterable[list[int]], chunk_clips: int) -> list[list[list[int]]]:
+    """Consecutive batches grouped into chunks of at most ``chunk_clips`` clips (a batch
+    larger than that is a chunk of its own)."""
+    chunks: list[list[list[int]]] = [[]]
+    for b in batches:
+        if chunks[-1] and sum(len(x) for x in chunks[-1]) + len(b) > chunk_clips:
+            chunks.append([])
+        chunks[-1].append(b)
+    return chunks
+
+
+def _decode_batch(
+    decoder: Decoder,
+    samples: list[AVSample],
+    bank: NoiseBank | None,
+    cond: Condition,
+    mod: str,
+    job: GridJob,
+    device: str,
+) -> list[str]:
+    """Hypotheses of one batch of clips under ``cond`` in input mode ``mod``."""
+    batch = collate([_with_audio(sample, bank, cond, job.seed) for sample in samples])
+    if device != "cpu":
+        batch = batch.to(device)
+    hyps = decoder.decode(batch, modality=mod, beam=job.beam)
+    if len(hyps) != len(samples):
+        raise RuntimeError(f"decoder returned {len(hyps)} hypotheses for {len(samples)} clips")
+    return hyps
 
 
 def _first(items: list[AVSample]) -> AVSample:

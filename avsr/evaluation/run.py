@@ -22,22 +22,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from avsr.checkpoint import read_model_config
 from avsr.config import save_config, to_dict
+from avsr.data import AVDataset, DataConfig
+from avsr.data.targets import SplitFiles, read_split, target_files, write_rows
 from avsr.errors import UserError
-from avsr.evaluation.grid import Decoder, GridJob, grid_conditions, parse_modalities
-from avsr.evaluation.results import Cell, EvalResults, write_markdown
-from avsr.io import (
-    ManifestError,
-    atomic_write_json,
-    atomic_write_text,
-    read_labels,
-    read_manifest,
-    write_labels,
-    write_manifest,
+from avsr.evaluation.grid import (
+    Condition,
+    Decoder,
+    GridJob,
+    decode_grid,
+    grid_conditions,
+    parse_modalities,
 )
-from avsr.logging_utils import get_logger
+from avsr.evaluation.plots import write_plots
+from avsr.evaluation.results import Cell, EvalResults, write_markdown
+from avsr.io import atomic_write_json, atomic_write_text
+from avsr.logging_utils import get_logger, progress
 from avsr.metrics import ALL, CER_SIGNATURE, WER_SIGNATURE, bleu_signature, score_by_language
-from avsr.noise import parse_categories, parse_snrs
+from avsr.models.finetuned import load_finetuned
+from avsr.noise import NoiseBank, parse_categories, parse_snrs
+from avsr.runtime import input_geometry, pick_device, resolve_model_dir
 
 log = get_logger(__name__)
 
@@ -53,6 +58,7 @@ class EvalConfig:
     data: str | None = None
     """Or a preprocessed DATA folder (with ``split``, and ``lang`` / ``pair`` to pick one)."""
     split: str = "test"
+    """Split of the DATA folder (and default noise list)."""
     lang: str | None = None
     """One language (``DATA/muavic/{lang}``), or the language of a manifest without ``.lang``."""
     pair: str | None = None
@@ -60,16 +66,23 @@ class EvalConfig:
     labels: str | None = None
     """Reference file overriding the automatic choice."""
     noise_dir: str | None = None
+    """Noise folder (``{category}/*.wav``); needed for noisy SNRs."""
     noise_split: str | None = None
     """Noise list ``{category}/{noise_split}.tsv`` (default: ``split``; all wavs if absent)."""
     snr: str = "clean,-10,-5,0,5,10"
+    """Comma-separated SNRs in dB; ``clean`` for no noise."""
     noise: str = "babble,music,noise,speech"
+    """Comma-separated noise categories."""
     modality: str = "a,v,av"
+    """Comma-separated input modes: ``a`` audio only, ``v`` video only, ``av`` both."""
     seed: int = 0
+    """Seed of the per-clip choice and offset of the noise."""
     beam: int = 5
+    """Beam width of seq2seq decoding."""
     max_frames_per_batch: int = 1000
     """Bound on batch size x longest clip, in video frames (25 fps)."""
     max_batch_size: int = 16
+    """Most clips in one batch."""
     num_workers: int = 2
     """Worker processes decoding the test media (0: none)."""
     max_clips: int | None = None
@@ -77,17 +90,27 @@ class EvalConfig:
     crop_size: int | None = None
     """Centre crop of the ROI; None: the model's training crop (``data.crop_size`` in its config) or 88."""
     image_size: int | None = None
+    """Resize the ROI frames to this size first; None: the model's training size (if any)."""
     device: str = "auto"
+    """``auto`` (CUDA when visible), ``cpu``, ``cuda``, ``cuda:N``."""
     plots: bool = True
+    """Write the metric-vs-SNR plots."""
 
 
 @dataclass(kw_only=True)
 class EvalData:
+    """The files scored by one evaluation."""
+
     manifest: Path
+    """Manifest of the scored rows."""
     labels: Path
+    """One reference per scored row."""
     langs: Path | None
+    """One language per scored row (None: every row is ``lang``)."""
     lang: str | None
+    """Language of all rows when ``langs`` is None (None: unknown)."""
     rows: int
+    """Number of scored rows."""
 
 
 def _fingerprint(parts: dict[str, Any]) -> str:
@@ -102,83 +125,71 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _data_folder_files(cfg: EvalConfig, task: str, out: Path) -> tuple[SplitFiles, str | None]:
+    """The split's files in a DATA folder, and the language of all rows when known."""
+    files = target_files(
+        cfg.data or "", cfg.split, task=task, lang=cfg.lang, pair=cfg.pair, run_dir=out
+    )
+    if cfg.labels:
+        files = SplitFiles(files.manifest, Path(cfg.labels), files.langs)
+    lang = cfg.lang
+    if files.langs is None and lang is None and cfg.pair:
+        lang = cfg.pair.split("-")[0]
+    return files, lang
+
+
+def _manifest_files(cfg: EvalConfig, task: str) -> tuple[SplitFiles, str | None]:
+    """A manifest's reference and language files beside it, and the language of all rows."""
+    lang = cfg.lang
+    manifest = Path(cfg.manifest or "")
+    stem = manifest.with_suffix("")
+    folder = manifest.parent.name
+    if cfg.labels:
+        labels = Path(cfg.labels)
+    elif task == "avst":
+        labels = stem.with_suffix(".en")
+        if lang is None and folder == "en" and manifest.parent.parent.name:
+            lang = manifest.parent.parent.name  # muavic/{src}/en/{split}.tsv
+    elif stem.with_suffix(".wrd").is_file():
+        labels = stem.with_suffix(".wrd")
+    else:
+        labels = stem.with_suffix(f".{lang or folder}")  # muavic/{lang}/{split}.{lang}
+        if lang is None and labels.is_file():
+            lang = folder
+    auto = stem.with_suffix(".lang")
+    return SplitFiles(manifest, labels, auto if auto.is_file() else None), lang
+
+
 def resolve_data(cfg: EvalConfig, task: str, out: Path) -> EvalData:
     """The manifest, reference and language files to score, filtered into ``out/data``
     when rows must be dropped (no reference, ``max_clips``)."""
     if (cfg.manifest is None) == (cfg.data is None):
         raise UserError("give exactly one of --manifest FILE.tsv or --data DATA (with --split)")
-    lang = cfg.lang
     if cfg.data is not None:
-        from tasks.finetune_data import target_files
-
-        files = target_files(
-            cfg.data, cfg.split, task=task, lang=cfg.lang, pair=cfg.pair, run_dir=out
-        )
-        manifest, labels, langs = files.manifest, files.labels, files.langs
-        if cfg.labels:
-            labels = Path(cfg.labels)
-        if langs is None and lang is None and cfg.pair:
-            lang = cfg.pair.split("-")[0]
+        files, lang = _data_folder_files(cfg, task, out)
     else:
-        manifest = Path(cfg.manifest or "")
-        stem = manifest.with_suffix("")
-        folder = manifest.parent.name
-        if cfg.labels:
-            labels = Path(cfg.labels)
-        elif task == "avst":
-            labels = stem.with_suffix(".en")
-            if lang is None and folder == "en" and manifest.parent.parent.name:
-                lang = manifest.parent.parent.name  # muavic/{src}/en/{split}.tsv
-        elif stem.with_suffix(".wrd").is_file():
-            labels = stem.with_suffix(".wrd")
-        else:
-            labels = stem.with_suffix(f".{lang or folder}")  # muavic/{lang}/{split}.{lang}
-            if lang is None and labels.is_file():
-                lang = folder
-        auto = stem.with_suffix(".lang")
-        langs = auto if auto.is_file() else None
-    if not manifest.is_file():
-        raise UserError(f"{manifest}: manifest not found")
-    if not labels.is_file():
-        raise UserError(f"{labels}: reference file not found (give --labels)")
-    try:
-        m = read_manifest(manifest)
-        refs = read_labels(labels, expected=len(m.rows))
-        lang_list = read_labels(langs, expected=len(m.rows)) if langs is not None else None
-    except ManifestError as exc:
-        raise UserError(str(exc)) from exc
+        files, lang = _manifest_files(cfg, task)
+    if not files.manifest.is_file():
+        raise UserError(f"{files.manifest}: manifest not found")
+    if not files.labels.is_file():
+        raise UserError(f"{files.labels}: reference file not found (give --labels)")
+    m, refs, lang_list = read_split(files)
     if not m.rows:
-        raise UserError(f"{manifest}: empty manifest (no clips to evaluate)")
+        raise UserError(f"{files.manifest}: empty manifest (no clips to evaluate)")
     keep = [i for i, r in enumerate(refs) if r.strip()]
     if cfg.max_clips is not None:
         keep = keep[: cfg.max_clips]
     if not keep:
-        raise UserError(f"{labels}: no row has a reference")
+        raise UserError(f"{files.labels}: no row has a reference")
     if len(keep) < len(m.rows):
         d = out / "data"
-        write_manifest(d / manifest.name, m.root, [m.rows[i] for i in keep])
-        write_labels(d / labels.name, [refs[i] for i in keep])
-        if lang_list is not None:
-            write_labels(d / "scored.lang", [lang_list[i] for i in keep])
-        log.info("%s: scoring %d of %d rows", manifest, len(keep), len(m.rows))
-        return EvalData(
-            manifest=d / manifest.name,
-            labels=d / labels.name,
-            langs=d / "scored.lang" if lang_list is not None else None,
-            lang=lang,
-            rows=len(keep),
-        )
-    return EvalData(manifest=manifest, labels=labels, langs=langs, lang=lang, rows=len(keep))
-
-
-def pick_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: no CUDA device visible")
-    return name
+        dest = SplitFiles(d / files.manifest.name, d / files.labels.name, d / "scored.lang")
+        kept = write_rows(dest, m, refs, lang_list, keep)
+        log.info("%s: scoring %d of %d rows", files.manifest, len(keep), len(m.rows))
+        files = kept
+    return EvalData(
+        manifest=files.manifest, labels=files.labels, langs=files.langs, lang=lang, rows=len(keep)
+    )
 
 
 @dataclass(kw_only=True)
@@ -186,11 +197,17 @@ class Evaluation:
     """A parsed, checked evaluation request."""
 
     cfg: EvalConfig
+    """The options."""
     out: Path
+    """Output folder."""
     snrs: list[float | None]
+    """SNRs in dB (None: clean)."""
     noises: list[str]
+    """Noise categories (empty when every SNR is clean)."""
     modalities: list[str]
+    """Input modes."""
     extra: dict[str, Any] = field(default_factory=dict)
+    """Caller-specific additions."""
 
 
 def plan(cfg: EvalConfig, out: str | Path) -> Evaluation:
@@ -203,6 +220,17 @@ def plan(cfg: EvalConfig, out: str | Path) -> Evaluation:
     if not cfg.model:
         raise UserError("--model is required (a fine-tuned model directory)")
     return Evaluation(cfg=cfg, out=Path(out), snrs=snrs, noises=noises, modalities=modalities)
+
+
+@dataclass(kw_only=True)
+class _Scored:
+    """The test set as loaded: the dataset, its references and languages, the ROI geometry."""
+
+    dataset: AVDataset
+    refs: list[str]
+    langs: list[str]
+    crop: int
+    image_size: int | None
 
 
 def run_evaluation(
@@ -220,20 +248,49 @@ def run_evaluation(
     ev = plan(cfg, out)
     out = ev.out
     out.mkdir(parents=True, exist_ok=True)
-    from avsr.checkpoint import read_model_config
-
     if model_config is None:
-        from avsr.inference import resolve_model_dir
-
         cfg.model = str(resolve_model_dir(cfg.model))
         model_config = read_model_config(cfg.model)
     task = str((model_config.get("finetune") or {}).get("task", "avsr"))
     data = resolve_data(cfg, task, out)
+    scored = _load_test_set(cfg, ev, data, model_config)
+    bank, noise_files = _noise_bank(cfg, ev)
+    conditions = grid_conditions(ev.noises, ev.snrs)
+    job = _grid_job(cfg, ev, conditions)
+    cfg_record = {
+        k: v for k, v in to_dict(cfg).items() if k not in ("device", "plots", "num_workers")
+    }
+    fingerprint = _run_fingerprint(cfg, cfg_record, model_config, data, noise_files, scored)
+    hyp_dir = out / "hyps"
+    ids = [r.id for r in scored.dataset.rows]
+    cached = _cached(hyp_dir, fingerprint, conditions, ev.modalities, ids)
+    model, device = _model_on_device(cfg, model)
+    hyps = _decode(model, scored, job, bank, cached, device, hyp_dir)
+    results = EvalResults(
+        task=task,
+        model=str(cfg.model),
+        manifest=str(
+            cfg.manifest
+            or f"{cfg.data} ({', '.join(x for x in (cfg.split, cfg.lang, cfg.pair) if x)})"
+        ),
+        seed=cfg.seed,
+        noises=ev.noises,
+        snrs=ev.snrs,
+        modalities=ev.modalities,
+        languages=sorted(set(scored.langs)),
+        signatures=_signatures(task),
+        config=cfg_record,
+        noise_files=noise_files,
+        cells=_score_cells(conditions, ev.modalities, scored, hyps, with_bleu=task == "avst"),
+    )
+    _write_outputs(cfg, results, out)
+    return results
 
-    from avsr.data import AVDataset, DataConfig
-    from avsr.inference import input_geometry
-    from avsr.noise import NoiseBank
 
+def _load_test_set(
+    cfg: EvalConfig, ev: Evaluation, data: EvalData, model_config: dict[str, Any]
+) -> _Scored:
+    """The scored clips, read with the model's ROI geometry and only the streams needed."""
     crop, image_size = input_geometry(model_config)
     crop = cfg.crop_size or crop
     image_size = cfg.image_size if cfg.image_size is not None else image_size
@@ -256,6 +313,11 @@ def run_evaluation(
         log.warning(
             "%s: %d clips too short to score were skipped", data.manifest, data.rows - len(dataset)
         )
+    return _Scored(dataset=dataset, refs=refs, langs=langs, crop=crop, image_size=image_size)
+
+
+def _noise_bank(cfg: EvalConfig, ev: Evaluation) -> tuple[NoiseBank | None, dict[str, list[str]]]:
+    """The noise bank of the noisy conditions (None: clean only) and its files per category."""
     bank = (
         NoiseBank(cfg.noise_dir, split=cfg.noise_split or cfg.split, categories=ev.noises)
         if ev.noises
@@ -265,9 +327,11 @@ def run_evaluation(
     if bank is not None:
         for c in ev.noises:
             noise_files[c] = [_rel(p, bank.root) for p in bank.files(c)]  # UserError if none
+    return bank, noise_files
 
-    conditions = grid_conditions(ev.noises, ev.snrs)
-    job = GridJob(
+
+def _grid_job(cfg: EvalConfig, ev: Evaluation, conditions: list[Condition]) -> GridJob:
+    return GridJob(
         conditions=conditions,
         modalities=ev.modalities,
         seed=cfg.seed,
@@ -276,12 +340,19 @@ def run_evaluation(
         max_batch_size=cfg.max_batch_size,
         num_workers=cfg.num_workers,
     )
-    cfg_record = {
-        k: v for k, v in to_dict(cfg).items() if k not in ("device", "plots", "num_workers")
-    }
-    model_path = Path(cfg.model)
-    weights = model_path / "model.safetensors"
-    fingerprint = _fingerprint(
+
+
+def _run_fingerprint(
+    cfg: EvalConfig,
+    cfg_record: dict[str, Any],
+    model_config: dict[str, Any],
+    data: EvalData,
+    noise_files: dict[str, list[str]],
+    scored: _Scored,
+) -> str:
+    """What the hypotheses are made from: config, model, weights, data and noise files."""
+    weights = Path(cfg.model) / "model.safetensors"
+    return _fingerprint(
         {
             "config": cfg_record,
             "model_config": model_config,
@@ -289,55 +360,78 @@ def run_evaluation(
             "manifest": _file_digest(data.manifest),
             "labels": _file_digest(data.labels),
             "noise": noise_files,
-            "crop": [crop, image_size],
+            "crop": [scored.crop, scored.image_size],
         }
     )
-    hyp_dir = out / "hyps"
-    cached = _cached(hyp_dir, fingerprint, conditions, ev.modalities, [r.id for r in dataset.rows])
+
+
+def _model_on_device(cfg: EvalConfig, model: Decoder | None) -> tuple[Decoder, str]:
+    """The given model and the device of its parameters, or ``cfg.model`` loaded."""
     if model is None:
-        from avsr.models.finetuned import load_finetuned
-
         device = pick_device(cfg.device)
-        model = load_finetuned(cfg.model, device=device)
-    else:
-        params = getattr(model, "parameters", None)
-        first = next(iter(params()), None) if callable(params) else None
-        device = str(first.device) if first is not None else pick_device(cfg.device)
-    from avsr.evaluation.grid import decode_grid
-    from avsr.logging_utils import progress
+        return load_finetuned(cfg.model, device=device), device
+    params = getattr(model, "parameters", None)
+    first = next(iter(params()), None) if callable(params) else None
+    return model, str(first.device) if first is not None else pick_device(cfg.device)
 
-    todo = len(conditions) * len(ev.modalities) - len(cached)
+
+def _decode(
+    model: Decoder,
+    scored: _Scored,
+    job: GridJob,
+    bank: NoiseBank | None,
+    cached: dict[tuple[str, str], list[str]],
+    device: str,
+    hyp_dir: Path,
+) -> dict[tuple[str, str], list[str]]:
+    """Hypotheses of every (condition, modality): the cached ones, the others decoded now
+    (and written to ``hyp_dir``), with a progress bar over the clips."""
+    dataset = scored.dataset
+    todo = len(job.conditions) * len(job.modalities) - len(cached)
     log.info(
         "evaluating %d clips x %d conditions x %d modalities (%d cached)",
         len(dataset),
-        len(conditions),
-        len(ev.modalities),
+        len(job.conditions),
+        len(job.modalities),
         len(cached),
     )
     hyps: dict[tuple[str, str], list[str]] = dict(cached)
-    if todo:
-        bar = progress(range(len(dataset)), desc="evaluate", total=len(dataset), unit="clip")
-        bar_iter = iter(bar)
+    if not todo:
+        return hyps
+    bar = progress(range(len(dataset)), desc="evaluate", total=len(dataset), unit="clip")
+    bar_iter = iter(bar)
 
-        def _advance(k: int) -> None:
-            for _ in range(k):
-                next(bar_iter, None)
+    def _advance(k: int) -> None:
+        for _ in range(k):
+            next(bar_iter, None)
 
-        new = decode_grid(
-            model, dataset, job, bank, skip=set(cached), device=device, on_progress=_advance
-        )
-        for _ in bar_iter:  # finish (and close) the progress bar
-            pass
-        for (ckey, mod), h in new.items():
-            _write_hyps(hyp_dir / f"{ckey}.{mod}.tsv", dataset, refs, langs, h)
-            hyps[(ckey, mod)] = h
+    new = decode_grid(
+        model, dataset, job, bank, skip=set(cached), device=device, on_progress=_advance
+    )
+    for _ in bar_iter:  # finish (and close) the progress bar
+        pass
+    for (ckey, mod), h in new.items():
+        _write_hyps(hyp_dir / f"{ckey}.{mod}.tsv", dataset, scored.refs, scored.langs, h)
+        hyps[(ckey, mod)] = h
+    return hyps
 
-    with_bleu = task == "avst"
+
+def _score_cells(
+    conditions: Sequence[Condition],
+    modalities: Sequence[str],
+    scored: _Scored,
+    hyps: dict[tuple[str, str], list[str]],
+    *,
+    with_bleu: bool,
+) -> list[Cell]:
+    """One cell per condition x modality x language (all languages first)."""
     cells: list[Cell] = []
-    lang_names = sorted(set(langs))
+    lang_names = sorted(set(scored.langs))
     for cond in conditions:
-        for mod in ev.modalities:
-            scores = score_by_language(refs, hyps[(cond.key, mod)], langs, with_bleu=with_bleu)
+        for mod in modalities:
+            scores = score_by_language(
+                scored.refs, hyps[(cond.key, mod)], scored.langs, with_bleu=with_bleu
+            )
             same = "clean" if (mod == "v" and cond.snr is not None) else None
             for lang in [ALL, *lang_names]:
                 cells.append(
@@ -350,34 +444,24 @@ def run_evaluation(
                         same_as=same,
                     )
                 )
+    return cells
+
+
+def _signatures(task: str) -> dict[str, str]:
+    """The metric signatures of the results (BLEU for translation)."""
     signatures = {"wer": WER_SIGNATURE, "cer": CER_SIGNATURE}
-    if with_bleu:
+    if task == "avst":
         signatures["bleu"] = bleu_signature()
-    results = EvalResults(
-        task=task,
-        model=str(cfg.model),
-        manifest=str(
-            cfg.manifest
-            or f"{cfg.data} ({', '.join(x for x in (cfg.split, cfg.lang, cfg.pair) if x)})"
-        ),
-        seed=cfg.seed,
-        noises=ev.noises,
-        snrs=ev.snrs,
-        modalities=ev.modalities,
-        languages=lang_names,
-        signatures=signatures,
-        config=cfg_record,
-        noise_files=noise_files,
-        cells=cells,
-    )
+    return signatures
+
+
+def _write_outputs(cfg: EvalConfig, results: EvalResults, out: Path) -> None:
+    """results.json, results.md, eval.yaml and the plots."""
     results.save(out / "results.json")
     write_markdown(results, out / "results.md")
     save_config(cfg, out / "eval.yaml")
     if cfg.plots:
-        from avsr.evaluation.plots import write_plots
-
         write_plots(results, out)
-    return results
 
 
 def _rel(p: Path, root: Path) -> str:

@@ -4,7 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+from typing import Any
+
+from avsr.checkpoint import is_model_dir
+from avsr.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,40 +29,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     info.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
     )
-    conv = sub.add_parser(
+    _copy_verb(
+        sub,
         "convert",
         help="write a checkpoint (HF dir, fairseq1 .pt) in the project format",
         description="Load SRC (HF transformers dir, fairseq1 .pt, project dir) once, write DST as a "
         "project model dir (model.safetensors + config.yaml, kind 'encoder').",
+        src_help="source checkpoint",
+        dst_help="output model dir",
     )
-    conv.add_argument("src", type=Path, help="source checkpoint")
-    conv.add_argument("dst", type=Path, help="output model dir")
-    conv.add_argument("--force", action="store_true", help="overwrite DST if it exists")
-    exp = sub.add_parser(
+    _copy_verb(
+        sub,
         "export-hf",
         help="write an audio-only CTC fine-tuned model as an HF Wav2Vec2ForCTC dir",
         description="Export a fine-tuned audio-only CTC model (project dir, kind 'finetuned') to an "
         "HF transformers directory: Wav2Vec2ForCTC weights + config.json, a Wav2Vec2CTCTokenizer "
         "vocab.json (the SentencePiece pieces, '\u2581' written as a space) and "
         "preprocessor_config.json. See docs/encoders.md.",
+        src_help="fine-tuned model dir (CTC head, modalities [audio])",
+        dst_help="output HF dir",
     )
-    exp.add_argument("src", type=Path, help="fine-tuned model dir (CTC head, modalities [audio])")
-    exp.add_argument("dst", type=Path, help="output HF dir")
-    exp.add_argument("--force", action="store_true", help="overwrite DST if it exists")
-    imp = sub.add_parser(
+    _copy_verb(
+        sub,
         "import-hf",
         help="read an HF Wav2Vec2ForCTC dir (char vocab) as a project CTC model",
         description="Import an HF Wav2Vec2ForCTC directory with its character vocab.json as a "
         "project fine-tuned model dir (audio-only AV encoder + CTC head + SentencePiece char "
         "tokenizer; same logits up to the id order, same greedy transcripts).",
+        src_help="HF dir (config.json, weights, vocab.json)",
+        dst_help="output fine-tuned model dir",
     )
-    imp.add_argument("src", type=Path, help="HF dir (config.json, weights, vocab.json)")
-    imp.add_argument("dst", type=Path, help="output fine-tuned model dir")
-    imp.add_argument("--force", action="store_true", help="overwrite DST if it exists")
 
 
-def _counts(enc) -> dict[str, int]:  # noqa: ANN001 - XlsrEncoder, imported lazily
-    def n(module) -> int:  # noqa: ANN001
+def _copy_verb(
+    sub: Any, name: str, *, help: str, description: str, src_help: str, dst_help: str
+) -> None:
+    """A verb that reads SRC and writes the directory DST (``--force`` to overwrite)."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("src", type=Path, help=src_help)
+    p.add_argument("dst", type=Path, help=dst_help)
+    p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
+
+
+def _counts(enc: Any) -> dict[str, int]:
+    """Parameter counts of the parts of an encoder (the loaders are imported lazily)."""
+
+    def n(module: Any) -> int:
         return sum(p.numel() for p in module.parameters()) if module is not None else 0
 
     fe = enc.frontend
@@ -71,67 +88,34 @@ def _counts(enc) -> dict[str, int]:  # noqa: ANN001 - XlsrEncoder, imported lazi
 
 
 def _info(args: argparse.Namespace) -> int:
-
-    from avsr.models.w2vbert import W2VBERT_ARCHS, build_w2vbert
-    from avsr.models.xlsr import ARCHS, DEFAULT_UNIT_LAYER, build_encoder, load_encoder
-    from avsr.models.xlsr.config import equivalent_archs
+    from avsr.models.encoders import family_for_arch, family_of, load_encoder
 
     src = args.source
-    if src in ARCHS and not Path(src).exists():
-        enc = build_encoder(src, device="meta")
-        origin = "arch (meta device, no weights)"
-    elif src in W2VBERT_ARCHS and not Path(src).exists():
-        enc = build_w2vbert(src, device="meta")
+    family = family_for_arch(src)
+    if family is not None and not Path(src).exists():
+        enc = family.build(src, device="meta")
         origin = "arch (meta device, no weights)"
     else:
         enc = load_encoder(src)
+        family = family_of(enc)
         origin = str(src)
     cfg = enc.config
-    counts = _counts(enc)
-    if getattr(enc, "family", "wav2vec2") == "w2vbert":
-        return _print_info(
-            args,
-            {
-                "source": origin,
-                "family": "w2vbert",
-                "arch": cfg.arch,
-                "layers": cfg.num_layers,
-                "model_dim": cfg.model_dim,
-                "ffn_dim": cfg.ffn_dim,
-                "heads": cfg.num_heads,
-                "feature_dim": cfg.feature_dim,
-                "front_end": f"fixed fbank: {cfg.n_mels} log-mel x {cfg.stack} stacked",
-                "conv_kernel": cfg.conv_kernel,
-                "relative_positions": f"[-{cfg.left_max_positions}, {cfg.right_max_positions}]",
-                "hop_samples": cfg.hop,
-                "unit_layer": max(1, round(cfg.num_layers * 3 / 4)),
-                "parameters": counts,
-            },
-        )
     info = {
         "source": origin,
-        "family": "wav2vec2",
+        "family": family.name,
         "arch": cfg.arch,
         "layers": cfg.num_layers,
         "model_dim": cfg.model_dim,
         "ffn_dim": cfg.ffn_dim,
         "heads": cfg.num_heads,
         "feature_dim": cfg.feature_dim,
-        "conv_layers": [list(c) for c in cfg.conv_layers],
-        "hop_samples": cfg.hop,
-        "norm_order": cfg.norm_order,
-        "extractor_norm": cfg.extractor_norm,
-        "pos_conv": f"kernel {cfg.pos_conv_kernel}, groups {cfg.pos_conv_groups}",
-        "same_structure": equivalent_archs(cfg),
-        "unit_layer": DEFAULT_UNIT_LAYER.get(cfg.arch, max(1, round(cfg.num_layers * 3 / 4))),
-        "parameters": counts,
+        **family.describe(cfg),
+        "parameters": _counts(enc),
     }
     return _print_info(args, info)
 
 
-def _print_info(args: argparse.Namespace, info: dict) -> int:  # type: ignore[type-arg]
-    import json
-
+def _print_info(args: argparse.Namespace, info: dict[str, Any]) -> int:
     counts = info["parameters"]
     if args.json:
         print(json.dumps(info, indent=2))
@@ -147,9 +131,6 @@ def _print_info(args: argparse.Namespace, info: dict) -> int:  # type: ignore[ty
 
 
 def _check_dst(dst: Path, force: bool) -> None:
-    from avsr.checkpoint import is_model_dir
-    from avsr.errors import UserError
-
     occupied = dst.is_file() or (dst.is_dir() and any(dst.iterdir()))
     if occupied and not force:
         what = "already a model dir" if is_model_dir(dst) else "exists and is not empty"
@@ -159,7 +140,6 @@ def _check_dst(dst: Path, force: bool) -> None:
 
 
 def _export_hf(args: argparse.Namespace) -> int:
-    from avsr.errors import UserError
     from avsr.models.finetuned import is_finetuned_dir, load_finetuned
     from avsr.models.hf_ctc import export_hf_ctc
 
@@ -183,7 +163,7 @@ def _import_hf(args: argparse.Namespace) -> int:
 
 def _convert(args: argparse.Namespace) -> int:
     from avsr.logging_utils import get_logger
-    from avsr.models.xlsr import load_encoder, save_encoder
+    from avsr.models.encoders import load_encoder, save_encoder
 
     _check_dst(args.dst, args.force)
     enc = load_encoder(args.src)

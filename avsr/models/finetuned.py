@@ -24,12 +24,14 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from avsr.checkpoint import load_model_dir, save_model_dir
+from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, save_model_dir
 from avsr.config import from_dict, to_dict
 from avsr.errors import UserError
+from avsr.models.av.io import encoder_sections, load_strict, rebuild_av_encoder
 from avsr.models.heads.beam import beam_search
 from avsr.models.heads.ctc import CTCHead, CTCHeadConfig, ctc_greedy_decode
 from avsr.models.heads.decoder import DecoderConfig, TransformerDecoder
+from avsr.step_output import StepOutput
 from avsr.text.normalize import NormMode, normalize_target
 from avsr.text.tokenizer import Tokenizer
 
@@ -42,7 +44,9 @@ class FinetunedConfig:
     """What a fine-tuned model is (stored in its config.yaml under ``finetune``)."""
 
     task: Literal["avsr", "avst"] = "avsr"
+    """``avsr``: transcripts in the spoken language; ``avst``: English translations."""
     head: Literal["ctc", "s2s"] = "s2s"
+    """``ctc``: a linear CTC head, greedy decoding; ``s2s``: a Transformer decoder, beam search."""
     modality: Literal["av", "a", "v"] = "av"
     """Input mode used in training (decoding may use another one)."""
     normalize: NormMode | None = None
@@ -52,7 +56,9 @@ class FinetunedConfig:
     apply_mask: bool = False
     """Span-mask the encoder input during fine-tuning (wav2vec 2.0 style)."""
     ctc: CTCHeadConfig = field(default_factory=CTCHeadConfig)
+    """The CTC head (``head: ctc``, and the auxiliary CTC branch of ``ctc_weight``)."""
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    """The Transformer decoder (``head: s2s``)."""
     ctc_weight: float = 0.0
     """seq2seq only: weight of an auxiliary CTC loss on the encoder (joint CTC/attention
     training, ESPnet / auto_avsr: loss = (1 - w) * attention + w * CTC). The CTC branch
@@ -67,9 +73,14 @@ class FinetunedConfig:
 
 @dataclass
 class EncodedBatch:
-    feats: Tensor  # (B, T, D)
-    lens: Tensor  # (B,)
-    padding_mask: Tensor  # (B, T) True at padding
+    """The encoder output of one batch."""
+
+    feats: Tensor
+    """(B, T, D) encoder features."""
+    lens: Tensor
+    """(B,) valid frames per row."""
+    padding_mask: Tensor
+    """(B, T) bool, True at padding."""
 
 
 class FinetunedModel(nn.Module):
@@ -133,11 +144,9 @@ class FinetunedModel(nn.Module):
         return self.tokenizer.encode_batch([normalize_target(t, mode) for t in texts])
 
     # -- training ---------------------------------------------------------------
-    def forward(self, batch: Any) -> Any:
+    def forward(self, batch: Any) -> StepOutput:
         """One training/validation step on an ``AVBatch`` with ``texts`` -> ``StepOutput``
         (loss summed over target tokens, sample_size = number of target tokens)."""
-        from avsr.train import StepOutput
-
         loss, sample_size, logs = self.compute_loss(batch)
         return StepOutput(loss=loss, sample_size=sample_size, logs=logs)
 
@@ -243,8 +252,7 @@ def find_tokenizer(path: Path) -> Path:
 
 
 def is_finetuned_dir(path: str | Path) -> bool:
-    from avsr.checkpoint import is_model_dir, read_model_config
-
+    """Whether ``path`` is a project model dir of kind ``finetuned``."""
     return is_model_dir(path) and read_model_config(path).get("kind") == KIND
 
 
@@ -262,20 +270,11 @@ def load_finetuned(path: str | Path, device: str | torch.device = "cpu") -> Fine
     except ValueError as exc:
         raise UserError(f"{path}: bad 'finetune' config: {exc}") from exc
     encoder_config = cfg.get("encoder") or {}
-    encoder = build_encoder_from_config(encoder_config, where=str(path))
+    encoder = rebuild_av_encoder(encoder_config, where=path, what="bad 'encoder' section")
     model = FinetunedModel(
         encoder, tokenizer, ft_cfg, encoder_config=encoder_config, data_config=cfg.get("data") or {}
     )
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or bad:
-        raise UserError(
-            f"{path}: weights do not match the config (missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shape mismatch {bad[:5]})"
-        )
-    model.load_state_dict(state, assign=True)
+    load_strict(model, state, lambda diff: f"{path}: weights do not match the config ({diff})")
     head = model.head
     if isinstance(head, TransformerDecoder) and head.config.tie_embeddings:
         head.output_proj.weight = head.embed_tokens.weight
@@ -284,32 +283,7 @@ def load_finetuned(path: str | Path, device: str | torch.device = "cpu") -> Fine
 
 def encoder_config_of(encoder: nn.Module) -> dict[str, Any]:
     """The plain dict that rebuilds an AV encoder: ``{av, encoder, frame_rate}``
-    (the same fields as an AV model dir's config)."""
-    cfg = getattr(encoder, "cfg", None)
-    xlsr = getattr(encoder, "xlsr", None)
-    if cfg is None or xlsr is None:
+    (the same fields as an AV model dir's config; ``{}`` for other encoders)."""
+    if getattr(encoder, "cfg", None) is None or getattr(encoder, "xlsr", None) is None:
         return {}
-    return {"av": to_dict(cfg), "encoder": xlsr.config.to_dict(), "frame_rate": int(encoder.frame_rate)}
-
-
-def build_encoder_from_config(encoder_config: dict[str, Any], *, where: str = "") -> nn.Module:
-    """Rebuild the AV encoder described by ``encoder_config`` (weights on the meta device:
-    they are assigned by ``load_state_dict(..., assign=True)``)."""
-    from avsr.models.av import AVEncoder, AVModelConfig
-    from avsr.models.xlsr import EncoderConfig, XlsrEncoder
-
-    enc_cls: Any = XlsrEncoder
-    enc_cfg_cls: Any = EncoderConfig
-    saved = encoder_config.get("encoder")
-    if isinstance(saved, dict) and saved.get("family") == "w2vbert":  # avsr.models.w2vbert
-        from avsr.models.w2vbert import W2vBertConfig, W2vBertEncoder
-
-        enc_cls, enc_cfg_cls = W2vBertEncoder, W2vBertConfig
-    try:
-        av_cfg = from_dict(AVModelConfig, encoder_config["av"])
-        enc_cfg = enc_cfg_cls.from_dict(encoder_config["encoder"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{where}/config.yaml: bad 'encoder' section: {exc}") from exc
-    with torch.device("meta"):
-        xlsr = enc_cls(enc_cfg)
-    return AVEncoder(av_cfg, xlsr)
+    return {**encoder_sections(encoder), "frame_rate": int(encoder.frame_rate)}  # type: ignore[arg-type]

@@ -27,6 +27,12 @@ import torch
 
 from avsr.errors import UserError
 from avsr.io import atomic_path, atomic_write_json
+from avsr.models.av.config import AVModelConfig
+from avsr.models.av.model import AVEncoder
+from avsr.models.encoders import family_of, load_encoder
+from avsr.models.finetuned import FinetunedConfig, FinetunedModel
+from avsr.models.state_dicts import read_hf_weights
+from avsr.models.xlsr import WAV2VEC2_FAMILY
 
 # project name (inside FinetunedModel) -> HF Wav2Vec2ForCTC name
 _TABLE: list[tuple[str, str]] = [
@@ -112,12 +118,8 @@ def hf_config(enc_cfg: Any, vocab_size: int, pad_id: int, bos_id: int, eos_id: i
     }
 
 
-def export_hf_ctc(model: Any, out: str | Path) -> Path:
-    """Write ``model`` (an audio-only CTC :class:`~avsr.models.finetuned.FinetunedModel`) as an
-    HF ``Wav2Vec2ForCTC`` + ``Wav2Vec2CTCTokenizer`` directory."""
-    from safetensors.torch import save_file
-
-    out = Path(out)
+def _check_exportable(model: Any) -> None:
+    """UserError unless ``model`` is an audio-only wav2vec 2.0 CTC model."""
     enc = model.encoder
     if model.config.head != "ctc":
         raise UserError("HF export: only CTC models export to Wav2Vec2ForCTC (this one has a seq2seq head)")
@@ -126,24 +128,26 @@ def export_hf_ctc(model: Any, out: str | Path) -> Path:
             "HF export: only an audio-only encoder (model.modalities [audio], CNN front end) has a "
             "Wav2Vec2ForCTC equivalent"
         )
-    family = getattr(enc.xlsr, "family", "wav2vec2")
-    if family != "wav2vec2":
+    family = family_of(enc.xlsr).name
+    if family != WAV2VEC2_FAMILY.name:
         raise UserError(
             f"HF export: a {family} encoder has no Wav2Vec2ForCTC equivalent (wav2vec2 family only)"
         )
-    tok = model.tokenizer
+
+
+def _hf_state(model: Any) -> dict[str, torch.Tensor]:
+    """The model's tensors under their Wav2Vec2ForCTC names (fp32, CPU)."""
     state: dict[str, torch.Tensor] = {}
     for key, value in model.state_dict().items():
         name = _hf_name(key)
         if name is None or (key == "encoder.xlsr.mask_emb" and name in state):
             continue  # the AV encoder's own audio mask embedding wins over the XLS-R one
         state[name] = value.detach().to("cpu", torch.float32).contiguous().clone()
-    if enc.cfg.encoder.family != "wav2vec2":
-        raise UserError(f"HF export: encoder family {enc.cfg.encoder.family!r} is not wav2vec2")
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "model.safetensors") as tmp:
-        save_file(state, str(tmp), metadata={"format": "pt"})
-    atomic_write_json(out / "config.json", hf_config(enc.xlsr.config, tok.vocab_size, tok.pad_id, tok.bos_id, tok.eos_id))
+    return state
+
+
+def _hf_vocab(tok: Any) -> dict[str, int]:
+    """``vocab.json``: the pieces with ``\u2581`` written as a space (ids >= 4), by id."""
     vocab = {}
     for i in range(tok.vocab_size):
         piece = tok.id_to_piece(i)
@@ -152,20 +156,40 @@ def export_hf_ctc(model: Any, out: str | Path) -> Path:
         if piece in vocab:
             raise UserError(f"HF export: two pieces map to the token {piece!r}")
         vocab[piece] = i
-    atomic_write_json(out / "vocab.json", vocab)
-    atomic_write_json(
-        out / "tokenizer_config.json",
-        {
-            "tokenizer_class": "Wav2Vec2CTCTokenizer",
-            "bos_token": "<s>",
-            "eos_token": "</s>",
-            "unk_token": "<unk>",
-            "pad_token": "<pad>",
-            "word_delimiter_token": "|",
-            "do_lower_case": False,
-            "clean_up_tokenization_spaces": False,
-        },
-    )
+    return vocab
+
+
+TOKENIZER_CONFIG: dict[str, Any] = {
+    "tokenizer_class": "Wav2Vec2CTCTokenizer",
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "word_delimiter_token": "|",
+    "do_lower_case": False,
+    "clean_up_tokenization_spaces": False,
+}
+"""``tokenizer_config.json`` of an export."""
+
+
+def export_hf_ctc(model: Any, out: str | Path) -> Path:
+    """Write ``model`` (an audio-only CTC :class:`~avsr.models.finetuned.FinetunedModel`) as an
+    HF ``Wav2Vec2ForCTC`` + ``Wav2Vec2CTCTokenizer`` directory."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    enc = model.encoder
+    _check_exportable(model)
+    tok = model.tokenizer
+    state = _hf_state(model)
+    if enc.cfg.encoder.family != WAV2VEC2_FAMILY.name:
+        raise UserError(f"HF export: encoder family {enc.cfg.encoder.family!r} is not wav2vec2")
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    atomic_write_json(out / "config.json", hf_config(enc.xlsr.config, tok.vocab_size, tok.pad_id, tok.bos_id, tok.eos_id))
+    atomic_write_json(out / "vocab.json", _hf_vocab(tok))
+    atomic_write_json(out / "tokenizer_config.json", TOKENIZER_CONFIG)
     atomic_write_json(
         out / "preprocessor_config.json",
         {
@@ -222,16 +246,8 @@ def _char_tokenizer(tokens: list[str], *, delimiter: str) -> Any:
 
 
 def _hf_lm_head(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    from avsr.models.xlsr.safe_load import safe_torch_load
-
-    if (path / "model.safetensors").is_file():
-        state = load_file(str(path / "model.safetensors"))
-    elif (path / "pytorch_model.bin").is_file():
-        state = safe_torch_load(path / "pytorch_model.bin")
-    else:
-        raise UserError(f"{path}: no model.safetensors or pytorch_model.bin")
+    """(weight (V, D), bias (V,)) of the CTC head of an HF ``Wav2Vec2ForCTC`` dir, fp32."""
+    state = read_hf_weights(path)
     if "lm_head.weight" not in state:
         raise UserError(f"{path}: no lm_head (not a Wav2Vec2ForCTC checkpoint)")
     w = state["lm_head.weight"].float()
@@ -239,15 +255,8 @@ def _hf_lm_head(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     return w, (b.float() if b is not None else torch.zeros(w.shape[0]))
 
 
-def load_hf_ctc(path: str | Path) -> Any:
-    """An HF ``Wav2Vec2ForCTC`` directory (with its ``vocab.json``) -> an audio-only CTC
-    :class:`~avsr.models.finetuned.FinetunedModel` giving the same logits (rows reordered to
-    the project's ids: bos/pad(blank)/eos/unk = 0/1/2/3) and the same greedy transcripts."""
-    from avsr.models.av import AVEncoder, AVModelConfig
-    from avsr.models.finetuned import FinetunedConfig, FinetunedModel
-    from avsr.models.xlsr import load_encoder
-
-    path = Path(path)
+def _read_ctc_dir(path: Path) -> tuple[dict[str, Any], dict[str, int], dict[str, Any]]:
+    """(config.json, vocab.json, tokenizer_config.json or {}) of an HF CTC dir."""
     try:
         hf_cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
         vocab: dict[str, int] = json.loads((path / "vocab.json").read_text(encoding="utf-8"))
@@ -258,23 +267,25 @@ def load_hf_ctc(path: str | Path) -> Any:
     tok_cfg: dict[str, Any] = {}
     if (path / "tokenizer_config.json").is_file():
         tok_cfg = json.loads((path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    return hf_cfg, vocab, tok_cfg
+
+
+def _special_tokens(tok_cfg: dict[str, Any]) -> dict[str, str]:
+    """The bos / pad / eos / unk tokens of an HF tokenizer config (HF defaults when absent)."""
     specials = {
         "bos": tok_cfg.get("bos_token", "<s>"),
         "pad": tok_cfg.get("pad_token", "<pad>"),
         "eos": tok_cfg.get("eos_token", "</s>"),
         "unk": tok_cfg.get("unk_token", "<unk>"),
     }
-    specials = {k: (v["content"] if isinstance(v, dict) else v) for k, v in specials.items()}
-    delimiter = tok_cfg.get("word_delimiter_token", "|")
-    pad_id = int(hf_cfg.get("pad_token_id", vocab.get(specials["pad"], 0)))
-    by_id = {i: t for t, i in vocab.items()}
-    if by_id.get(pad_id) != specials["pad"]:
-        raise UserError(f"{path}: pad_token_id {pad_id} is not the pad token {specials['pad']!r} of vocab.json")
-    w, b = _hf_lm_head(path)
-    hf_size = w.shape[0]
-    plain = [by_id[i] for i in sorted(by_id) if i < hf_size and by_id[i] not in specials.values()]
-    tok = _char_tokenizer(plain, delimiter=delimiter)
-    ours: dict[int, int] = {}  # HF id -> project id
+    return {k: (v["content"] if isinstance(v, dict) else v) for k, v in specials.items()}
+
+
+def _project_ids(
+    path: Path, by_id: dict[int, str], hf_size: int, specials: dict[str, str], delimiter: str, tok: Any
+) -> dict[int, int]:
+    """HF id -> project id for every HF id below ``hf_size`` (specials fixed at 0..3)."""
+    ours: dict[int, int] = {}
     fixed = {specials["bos"]: 0, specials["pad"]: 1, specials["eos"]: 2, specials["unk"]: 3}
     piece_ids = {tok.id_to_piece(i): i for i in range(tok.vocab_size)}
     for i, t in by_id.items():
@@ -287,6 +298,26 @@ def load_hf_ctc(path: str | Path) -> Any:
             if piece not in piece_ids:
                 raise UserError(f"{path}: token {t!r} could not be placed in the tokenizer")
             ours[i] = piece_ids[piece]
+    return ours
+
+
+def load_hf_ctc(path: str | Path) -> Any:
+    """An HF ``Wav2Vec2ForCTC`` directory (with its ``vocab.json``) -> an audio-only CTC
+    :class:`~avsr.models.finetuned.FinetunedModel` giving the same logits (rows reordered to
+    the project's ids: bos/pad(blank)/eos/unk = 0/1/2/3) and the same greedy transcripts."""
+    path = Path(path)
+    hf_cfg, vocab, tok_cfg = _read_ctc_dir(path)
+    specials = _special_tokens(tok_cfg)
+    delimiter = tok_cfg.get("word_delimiter_token", "|")
+    pad_id = int(hf_cfg.get("pad_token_id", vocab.get(specials["pad"], 0)))
+    by_id = {i: t for t, i in vocab.items()}
+    if by_id.get(pad_id) != specials["pad"]:
+        raise UserError(f"{path}: pad_token_id {pad_id} is not the pad token {specials['pad']!r} of vocab.json")
+    w, b = _hf_lm_head(path)
+    hf_size = w.shape[0]
+    plain = [by_id[i] for i in sorted(by_id) if i < hf_size and by_id[i] not in specials.values()]
+    tok = _char_tokenizer(plain, delimiter=delimiter)
+    ours = _project_ids(path, by_id, hf_size, specials, delimiter, tok)
     xlsr = load_encoder(path)
     av_cfg = AVModelConfig(modalities=["audio"])
     pre = path / "preprocessor_config.json"

@@ -32,6 +32,7 @@ Transformer layers) and then the root; frozen parameters keep
 ``requires_grad`` there and have their gradients dropped before the step.
 """
 
+from avsr.step_output import StepOutput
 from avsr.train.config import OptimConfig, TrainConfig
 from avsr.train.distributed import (
     DistInfo,
@@ -44,7 +45,7 @@ from avsr.train.distributed import (
 from avsr.train.logger import read_metrics
 from avsr.train.schedule import WarmupPolyDecay, build_optimizer
 from avsr.train.state import latest_checkpoint, seed_everything
-from avsr.train.trainer import StepOutput, Trainer, TrainingDiverged, TrainResult, train
+from avsr.train.trainer import Trainer, TrainingDiverged, TrainResult, train
 
 __all__ = [
     "DistInfo",

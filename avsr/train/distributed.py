@@ -14,10 +14,15 @@ class DistInfo:
     """Where this process sits: ``rank`` of ``world_size``, its ``device``."""
 
     rank: int = 0
+    """Global rank of this process."""
     world_size: int = 1
+    """Number of processes."""
     local_rank: int = 0
+    """Rank on this machine (selects the GPU)."""
     device: torch.device = torch.device("cpu")
+    """Device this process trains on."""
     backend: str | None = None
+    """Process-group backend (gloo, nccl); None: a single process."""
 
     @property
     def is_main(self) -> bool:

@@ -17,12 +17,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 from avsr.checkpoint import load_model_dir, save_model_dir
 from avsr.config import to_dict
 from avsr.errors import UserError
 from avsr.io import atomic_write_json
 from avsr.logging_utils import get_logger
+from avsr.step_output import StepOutput
 from avsr.train.config import OptimConfig, TrainConfig
 from avsr.train.distributed import (
     DistInfo,
@@ -48,23 +50,6 @@ from avsr.train.state import (
 log = get_logger("avsr.train")
 
 
-@dataclass
-class StepOutput:
-    """What a model's ``forward(batch)`` returns to the loop.
-
-    - ``loss``: scalar tensor, the loss **summed** over the batch's targets (not averaged).
-    - ``sample_size``: number of targets in ``loss`` (frames, tokens, ...).
-    - ``logs``: additive floats, summed over micro-batches and processes, then reported
-      as ``value / sample_size``; keys starting with ``n_`` are reported as plain sums;
-      a pair ``"x:num"``/``"x:den"`` is reported as ``x = sum(num) / sum(den)``.
-      Every process must return the same keys.
-    """
-
-    loss: torch.Tensor
-    sample_size: int | float | torch.Tensor
-    logs: dict[str, float] = field(default_factory=dict)
-
-
 class TrainingDiverged(UserError):
     """Too many updates were skipped because of NaN/inf losses or gradients."""
 
@@ -74,12 +59,47 @@ class TrainResult:
     """Summary of :meth:`Trainer.fit`."""
 
     updates: int
+    """Updates done in total (resumed ones included)."""
     losses: dict[int, float]
     """Loss per update done in this run (global, per target)."""
     nan_skips: int
+    """Updates skipped for a NaN/inf loss or gradient norm (resumed ones included)."""
     last_checkpoint: Path | None
+    """The newest ``checkpoints/step_N``."""
     resumed_from: Path | None
+    """Checkpoint this run resumed from (None: a fresh start)."""
     best: dict[str, Any] | None
+    """Record of ``checkpoints/best`` (metric, value, update, mode); None: no best kept."""
+
+
+@dataclass
+class _UpdateStats:
+    """One update's sums over all processes and micro-batches."""
+
+    loss: float
+    """Summed loss."""
+    sample_size: float
+    """Number of targets in ``loss``."""
+    logs: dict[str, float]
+    """Summed ``StepOutput.logs``."""
+
+
+@dataclass
+class _Progress:
+    """Book-keeping of one :meth:`Trainer.fit` call."""
+
+    last_saved: int
+    """Update of the last checkpoint written (-1: none yet)."""
+    losses: dict[int, float] = field(default_factory=dict)
+    """Loss per update done in this call."""
+    last_valid: int = -1
+    """Update of the last validation (-1: none yet)."""
+    t_log: float = 0.0
+    """``time.perf_counter()`` at the last train log."""
+    n_log: int = 0
+    """Updates since the last train log."""
+    empty_streak: int = 0
+    """Consecutive updates skipped for having no targets."""
 
 
 def _to_device(batch: Any, device: torch.device) -> Any:
@@ -167,19 +187,7 @@ class Trainer:
         self._freeze_active = False
         self._fsdp = cfg.distributed == "fsdp2" and self.dist.distributed
 
-        if cfg.sync_batchnorm and self.dist.distributed:
-            if self.device.type != "cuda":
-                raise UserError(
-                    "train.sync_batchnorm needs CUDA (SyncBatchNorm has no CPU kernels)"
-                )
-            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
-        if self._fsdp:
-            from torch.distributed.fsdp import fully_shard
-
-            subs = getattr(self.model, "fsdp_modules", None)
-            for sub in subs() if callable(subs) else []:
-                fully_shard(sub)
-            fully_shard(self.model)
+        self._sync_or_shard()
         self.wrapped: nn.Module = self.model
         self.optimizer = build_optimizer(self.model.named_parameters(), optim)
         self.scheduler = WarmupPolyDecay(self.optimizer, optim, cfg.max_updates)
@@ -188,6 +196,23 @@ class Trainer:
         )
         self.resumed_from = self._resume()
         self._apply_freeze(self._freeze_wanted(self.update), force=True)
+
+    def _sync_or_shard(self) -> None:
+        """SyncBatchNorm (``train.sync_batchnorm``, several processes) and FSDP2 sharding:
+        ``model.fsdp_modules()`` each, then the root."""
+        if self.cfg.sync_batchnorm and self.dist.distributed:
+            if self.device.type != "cuda":
+                raise UserError(
+                    "train.sync_batchnorm needs CUDA (SyncBatchNorm has no CPU kernels)"
+                )
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        if self._fsdp:
+            from torch.distributed.fsdp import fully_shard  # needs a torch with distributed
+
+            subs = getattr(self.model, "fsdp_modules", None)
+            for sub in subs() if callable(subs) else []:
+                fully_shard(sub)
+            fully_shard(self.model)
 
     # ---------------------------------------------------------------- freezing
     def _match_frozen(self) -> set[str]:
@@ -218,8 +243,6 @@ class Trainer:
                 if n in self.frozen:
                     p.requires_grad_(not active)
         if self.dist.distributed and not self._fsdp:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
             if isinstance(self.wrapped, DDP):
                 del self.wrapped
             self.wrapped = DDP(
@@ -330,27 +353,47 @@ class Trainer:
         return final
 
     def _resume(self) -> Path | None:
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
-
-        choice = self.cfg.resume
-        if choice == "never":
+        """Load the checkpoint chosen by ``train.resume`` (None: start fresh)."""
+        path = self._resume_path()
+        if path is None:
             return None
-        if choice == "auto":
-            path = latest_checkpoint(self.ckpt_root)
-            if path is None:
-                return None
-        else:
-            path = Path(choice)
-            if not (path / TRAINER_STATE).is_file():
-                raise UserError(f"{path}: not a training checkpoint (no {TRAINER_STATE})")
         model_sd, _ = load_model_dir(path)
         state = load_pt(path / TRAINER_STATE)
         self.update = int(state["update"])
         # The optimizer must see the same trainable set as when it was saved.
         self._apply_freeze(self._freeze_wanted(self.update), force=True)
+        self._load_weights(model_sd, state["optimizer"])
+        self._load_loop_state(path, state)
+        self._load_rng(path)
+        if self.dist.is_main:
+            log.info(
+                "resumed from %s at update %d (epoch %d, batch %d)",
+                path,
+                self.update,
+                self.epoch,
+                self.position,
+            )
+        return path
+
+    def _resume_path(self) -> Path | None:
+        """``checkpoints/last`` for ``auto`` (None when absent), None for ``never``, else the dir."""
+        choice = self.cfg.resume
+        if choice == "never":
+            return None
+        if choice == "auto":
+            return latest_checkpoint(self.ckpt_root)
+        path = Path(choice)
+        if not (path / TRAINER_STATE).is_file():
+            raise UserError(f"{path}: not a training checkpoint (no {TRAINER_STATE})")
+        return path
+
+    def _load_weights(self, model_sd: dict[str, Any], optim_sd: dict[str, Any]) -> None:
+        """Load full (unsharded) model and optimizer state into the (possibly sharded) model."""
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_state_dict
+
         # Parameters without saved optimizer state (frozen or unused so far) must not be
         # matched against it: hide them from the loader for the moment.
-        saved = set(state["optimizer"].get("state", {}))
+        saved = set(optim_sd.get("state", {}))
         hidden = [p for n, p in self.model.named_parameters() if p.requires_grad and n not in saved]
         for p in hidden:
             p.requires_grad_(False)
@@ -359,12 +402,15 @@ class Trainer:
                 self.model,
                 self.optimizer,
                 model_state_dict=model_sd,
-                optim_state_dict=state["optimizer"],
+                optim_state_dict=optim_sd,
                 options=StateDictOptions(full_state_dict=True),
             )
         finally:
             for p in hidden:
                 p.requires_grad_(True)
+
+    def _load_loop_state(self, path: Path, state: dict[str, Any]) -> None:
+        """Scheduler, data position, NaN-skip count and best record of a trainer state."""
         self.scheduler.load_state_dict(state["scheduler"])
         self.epoch = int(state["data"]["epoch"])
         self.position = int(state["data"]["position"])
@@ -377,20 +423,14 @@ class Trainer:
                 state.get("world_size"),
                 self.dist.world_size,
             )
+
+    def _load_rng(self, path: Path) -> None:
+        """This rank's RNG streams as saved (a fresh seed is kept when the file is missing)."""
         rng_file = path / f"rng_rank{self.dist.rank}.pt"
         if rng_file.is_file():
             set_rng_state(load_pt(rng_file))
         else:
             log.warning("%s: no RNG state for rank %d; keeping a fresh seed", path, self.dist.rank)
-        if self.dist.is_main:
-            log.info(
-                "resumed from %s at update %d (epoch %d, batch %d)",
-                path,
-                self.update,
-                self.epoch,
-                self.position,
-            )
-        return path
 
     def _save_best(self, metrics: dict[str, float]) -> None:
         metric = self.cfg.best_metric
@@ -454,8 +494,6 @@ class Trainer:
         return metrics
 
     def _micro_step(self, batch: Any, sync: bool) -> StepOutput:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
         ctx: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         if isinstance(self.wrapped, DDP) and not sync:
             ctx = self.wrapped.no_sync()
@@ -476,121 +514,168 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until ``max_updates``; returns a :class:`TrainResult`."""
-        cfg = self.cfg
-        losses: dict[int, float] = {}
-        last_saved = self.update if self.resumed_from is not None else -1
-        last_valid = -1
+        progress = _Progress(last_saved=self.update if self.resumed_from is not None else -1)
         batches = self._batches()
         self.model.train()
-        t_log, n_log = time.perf_counter(), 0
-        empty_streak = 0
-        while self.update < cfg.max_updates:
+        progress.t_log = time.perf_counter()
+        while self.update < self.cfg.max_updates:
             self._apply_freeze(self._freeze_wanted(self.update))
             hook = getattr(self.model, "set_num_updates", None)
             if callable(hook):
                 hook(self.update)
-            loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
-            sample_size = 0.0
-            log_sums: dict[str, float] = {}
-            for k in range(cfg.grad_accum):
-                out = self._micro_step(next(batches), sync=k == cfg.grad_accum - 1)
-                loss_sum += out.loss.detach().to(torch.float64)
-                sample_size += float(out.sample_size)
-                for key, v in out.logs.items():
-                    log_sums[key] = log_sums.get(key, 0.0) + float(v)
-            keys = sorted(log_sums)
-            if is_dist():
-                all_keys = [None] * self.dist.world_size
-                torch.distributed.all_gather_object(all_keys, keys)
-                if any(k != keys for k in all_keys):
-                    raise RuntimeError(f"ranks returned different log keys: {all_keys}")
-            stats = torch.tensor(
-                [sample_size, *[log_sums[k] for k in keys]], dtype=torch.float64, device=self.device
-            )
-            stats = all_reduce_sum(torch.cat([loss_sum.reshape(1), stats]))
-            g_loss, g_size = float(stats[0]), float(stats[1])
-            g_logs = dict(zip(keys, stats[2:].tolist()))
+            stats = self._global_stats(*self._accumulate(batches))
+            self._drop_frozen_grads()
+            if not self._has_targets(stats, progress):
+                continue
+            gnorm = self._scale_and_clip(stats.sample_size)
+            loss = stats.loss / stats.sample_size
+            if not self._is_finite(loss, gnorm):
+                continue
+            lr = self._step()
+            progress.n_log += 1
+            progress.losses[self.update] = loss
+            self._log_update(progress, loss=loss, lr=lr, gnorm=gnorm, stats=stats)
+            self._validate_and_save(progress)
+        return self._finish(progress)
 
-            if self._fsdp and self._freeze_active:
-                for n, p in self.model.named_parameters():
-                    if n in self.frozen:
-                        p.grad = None
-            if g_size <= 0:
-                self.optimizer.zero_grad(set_to_none=True)
-                empty_streak += 1
-                if empty_streak > 1000:
-                    raise UserError("1000 consecutive updates had no targets (sample_size 0)")
-                log.warning(
-                    "update %d: no targets in the batch (sample size 0); skipped", self.update + 1
-                )
-                continue
-            empty_streak = 0
-            factor = (self.dist.world_size if self.dist.distributed else 1) / g_size
-            params = self._trainable()
-            for p in params:
-                p.grad.mul_(factor)  # type: ignore[union-attr]
-            max_norm = cfg.clip_norm if cfg.clip_norm > 0 else float("inf")
-            gnorm_t = (
-                torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
-            )
-            if hasattr(gnorm_t, "full_tensor"):
-                gnorm_t = gnorm_t.full_tensor()  # FSDP2: every rank must call this
-            gnorm = float(gnorm_t)
-            loss = g_loss / g_size
-            if not (math.isfinite(loss) and math.isfinite(gnorm)):
-                self.optimizer.zero_grad(set_to_none=True)
-                self.nan_skips += 1
-                log.warning(
-                    "update %d: non-finite loss (%s) or gradient norm (%s); step skipped (%d so far)",
-                    self.update + 1,
-                    loss,
-                    gnorm,
-                    self.nan_skips,
-                )
-                if self.nan_skips > cfg.nan_max_skips:
-                    raise TrainingDiverged(
-                        f"{self.out_dir}: stopped at update {self.update}: {self.nan_skips} updates had NaN/inf "
-                        f"losses or gradients (train.nan_max_skips={cfg.nan_max_skips}); lower the learning "
-                        "rate, raise warmup or check the data, then resume from the last checkpoint"
-                    )
-                continue
-            lr = self.scheduler.get_last_lr()
-            self.optimizer.step()
+    def _accumulate(self, batches: Iterator[Any]) -> tuple[torch.Tensor, float, dict[str, float]]:
+        """Forward/backward ``grad_accum`` micro-batches: this process's summed loss
+        (float64 scalar), sample size and logs."""
+        loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        sample_size = 0.0
+        log_sums: dict[str, float] = {}
+        for k in range(self.cfg.grad_accum):
+            out = self._micro_step(next(batches), sync=k == self.cfg.grad_accum - 1)
+            loss_sum += out.loss.detach().to(torch.float64)
+            sample_size += float(out.sample_size)
+            for key, v in out.logs.items():
+                log_sums[key] = log_sums.get(key, 0.0) + float(v)
+        return loss_sum, sample_size, log_sums
+
+    def _global_stats(
+        self, loss_sum: torch.Tensor, sample_size: float, log_sums: dict[str, float]
+    ) -> _UpdateStats:
+        """Sum loss, sample size and logs over all processes (one all-reduce)."""
+        keys = sorted(log_sums)
+        if is_dist():
+            all_keys = [None] * self.dist.world_size
+            torch.distributed.all_gather_object(all_keys, keys)
+            if any(k != keys for k in all_keys):
+                raise RuntimeError(f"ranks returned different log keys: {all_keys}")
+        stats = torch.tensor(
+            [sample_size, *[log_sums[k] for k in keys]], dtype=torch.float64, device=self.device
+        )
+        stats = all_reduce_sum(torch.cat([loss_sum.reshape(1), stats]))
+        return _UpdateStats(
+            loss=float(stats[0]),
+            sample_size=float(stats[1]),
+            logs=dict(zip(keys, stats[2:].tolist())),
+        )
+
+    def _drop_frozen_grads(self) -> None:
+        """FSDP2 keeps frozen parameters trainable: drop their gradients before the step."""
+        if self._fsdp and self._freeze_active:
+            for n, p in self.model.named_parameters():
+                if n in self.frozen:
+                    p.grad = None
+
+    def _has_targets(self, stats: _UpdateStats, progress: _Progress) -> bool:
+        """False (gradients dropped, update skipped) when no process had a target."""
+        if stats.sample_size <= 0:
             self.optimizer.zero_grad(set_to_none=True)
-            self.scheduler.step()
-            self.update += 1
-            n_log += 1
-            losses[self.update] = loss
+            progress.empty_streak += 1
+            if progress.empty_streak > 1000:
+                raise UserError("1000 consecutive updates had no targets (sample_size 0)")
+            log.warning(
+                "update %d: no targets in the batch (sample size 0); skipped", self.update + 1
+            )
+            return False
+        progress.empty_streak = 0
+        return True
 
-            if self.update % cfg.log_every == 0 or self.update == cfg.max_updates:
-                now = time.perf_counter()
-                rec = {
-                    "loss": loss,
-                    "lr": lr,
-                    "gnorm": gnorm,
-                    "sample_size": g_size,
-                    "ups": n_log / max(now - t_log, 1e-9),
-                    "epoch": self.epoch,
-                    "nan_skips": self.nan_skips,
-                    **_reduce_logs(g_logs, g_size),
-                }
-                self.metrics.write("train", self.update, rec)
-                self.metrics.console("train", self.update, cfg.max_updates, rec)
-                t_log, n_log = now, 0
-            if self.validate_fn is not None and self.update % cfg.valid_every == 0:
-                self.validate()
-                last_valid = self.update
-            if self.update % cfg.save_every == 0:
-                self.save()
-                last_saved = self.update
-        if self.validate_fn is not None and losses and last_valid != self.update:
+    def _scale_and_clip(self, global_size: float) -> float:
+        """Normalise the gradients by the global sample size, clip them; returns their norm."""
+        factor = (self.dist.world_size if self.dist.distributed else 1) / global_size
+        params = self._trainable()
+        for p in params:
+            p.grad.mul_(factor)  # type: ignore[union-attr]
+        max_norm = self.cfg.clip_norm if self.cfg.clip_norm > 0 else float("inf")
+        gnorm_t = torch.nn.utils.clip_grad_norm_(params, max_norm) if params else torch.zeros(())
+        if hasattr(gnorm_t, "full_tensor"):
+            gnorm_t = gnorm_t.full_tensor()  # FSDP2: every rank must call this
+        return float(gnorm_t)
+
+    def _is_finite(self, loss: float, gnorm: float) -> bool:
+        """False (gradients dropped, skip counted) on a NaN/inf loss or gradient norm;
+        raises :class:`TrainingDiverged` past ``nan_max_skips``."""
+        if math.isfinite(loss) and math.isfinite(gnorm):
+            return True
+        self.optimizer.zero_grad(set_to_none=True)
+        self.nan_skips += 1
+        log.warning(
+            "update %d: non-finite loss (%s) or gradient norm (%s); step skipped (%d so far)",
+            self.update + 1,
+            loss,
+            gnorm,
+            self.nan_skips,
+        )
+        if self.nan_skips > self.cfg.nan_max_skips:
+            raise TrainingDiverged(
+                f"{self.out_dir}: stopped at update {self.update}: {self.nan_skips} updates had NaN/inf "
+                f"losses or gradients (train.nan_max_skips={self.cfg.nan_max_skips}); lower the learning "
+                "rate, raise warmup or check the data, then resume from the last checkpoint"
+            )
+        return False
+
+    def _step(self) -> Any:
+        """Optimizer and scheduler step; returns the learning rate(s) the step used."""
+        lr = self.scheduler.get_last_lr()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.update += 1
+        return lr
+
+    def _log_update(
+        self, progress: _Progress, *, loss: float, lr: Any, gnorm: float, stats: _UpdateStats
+    ) -> None:
+        """Every ``log_every`` updates (and the last): one ``train`` record, file and console."""
+        if self.update % self.cfg.log_every != 0 and self.update != self.cfg.max_updates:
+            return
+        now = time.perf_counter()
+        rec = {
+            "loss": loss,
+            "lr": lr,
+            "gnorm": gnorm,
+            "sample_size": stats.sample_size,
+            "ups": progress.n_log / max(now - progress.t_log, 1e-9),
+            "epoch": self.epoch,
+            "nan_skips": self.nan_skips,
+            **_reduce_logs(stats.logs, stats.sample_size),
+        }
+        self.metrics.write("train", self.update, rec)
+        self.metrics.console("train", self.update, self.cfg.max_updates, rec)
+        progress.t_log, progress.n_log = now, 0
+
+    def _validate_and_save(self, progress: _Progress) -> None:
+        """Validation every ``valid_every`` updates, a checkpoint every ``save_every``."""
+        if self.validate_fn is not None and self.update % self.cfg.valid_every == 0:
             self.validate()
-        if last_saved != self.update:
+            progress.last_valid = self.update
+        if self.update % self.cfg.save_every == 0:
+            self.save()
+            progress.last_saved = self.update
+
+    def _finish(self, progress: _Progress) -> TrainResult:
+        """Validate and save the final update unless just done; close the logs."""
+        if self.validate_fn is not None and progress.losses and progress.last_valid != self.update:
+            self.validate()
+        if progress.last_saved != self.update:
             self.save()
         self.metrics.close()
         return TrainResult(
             updates=self.update,
-            losses=losses,
+            losses=progress.losses,
             nan_skips=self.nan_skips,
             last_checkpoint=latest_checkpoint(self.ckpt_root),
             resumed_from=self.resumed_from,
@@ -598,30 +683,9 @@ class Trainer:
         )
 
 
-def train(
-    model: nn.Module,
-    train_data: Iterable[Any],
-    *,
-    cfg: TrainConfig,
-    optim: OptimConfig,
-    out_dir: str | Path,
-    validate_fn: Callable[[nn.Module], dict[str, float]] | None = None,
-    dist: DistInfo | None = None,
-    model_config: dict[str, Any] | None = None,
-    model_kind: str = "model",
-) -> TrainResult:
-    """Build a :class:`Trainer` and run it."""
-    return Trainer(
-        model,
-        train_data,
-        cfg=cfg,
-        optim=optim,
-        out_dir=out_dir,
-        validate_fn=validate_fn,
-        dist=dist,
-        model_config=model_config,
-        model_kind=model_kind,
-    ).fit()
+def train(model: nn.Module, train_data: Iterable[Any], **options: Any) -> TrainResult:
+    """Build a :class:`Trainer` (same arguments) and run it."""
+    return Trainer(model, train_data, **options).fit()
 
 
 def config_record(cfg: TrainConfig, optim: OptimConfig) -> dict[str, Any]:

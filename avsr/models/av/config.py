@@ -1,7 +1,7 @@
 """Typed configuration of the audio-visual XLAVS-R model (kw_only dataclasses).
 
-Defaults are AV-HuBERT's where XLAVS-R is silent (SPEC "Fusion, masking,
-modality dropout, loss"). Every field can be set from YAML or ``--set
+Defaults are AV-HuBERT's where XLAVS-R is silent (fusion, masking, modality
+dropout, loss). Every field can be set from YAML or ``--set
 model.section.key=value``.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from avsr.config import from_dict
 
 
 @dataclass(kw_only=True)
@@ -33,7 +35,9 @@ class FbankSection:
     """Filterbank front end (``audio_frontend: fbank``): AV-HuBERT's audio features."""
 
     n_mels: int = 26
+    """Log-mel bins per 10 ms frame."""
     stack: int = 4
+    """Frames stacked per encoder frame (4: 25 Hz, the video rate)."""
 
 
 @dataclass(kw_only=True)
@@ -41,9 +45,13 @@ class VisualSection:
     """ResNet-18 lip encoder (3D stem + BasicBlocks [2,2,2,2])."""
 
     stem_channels: int = 64
+    """Output channels of the 3D convolution stem."""
     widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
+    """Channels of the four ResNet stages."""
     blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    """BasicBlocks per stage."""
     act: Literal["prelu", "relu"] = "prelu"
+    """Activation of the stem and the blocks."""
     input_pool: int = 1
     """Average-pool the input frames by this factor before the stem (1: none)."""
     freeze_bn: bool = False
@@ -54,13 +62,18 @@ class VisualSection:
 
 @dataclass(kw_only=True)
 class FusionSection:
+    """How the audio and video features become one sequence."""
+
     kind: Literal["concat", "add"] = "concat"
+    """``concat``: [audio ; video] -> LayerNorm -> Linear(2D, D); ``add``: audio + video ->
+    LayerNorm -> Linear(D, D)."""
     norm: Literal["joint", "per_modality"] = "joint"
     """``joint`` (AV-HuBERT): one LayerNorm over [audio ; video]. ``per_modality``: each
     stream normalised on its own before the concatenation (``concat`` only), so the
     audio half reaching the projection is the same whether the video is present or
     zeroed (audio-only fine-tuning, then AV input: the zero-shot setting)."""
     init_audio_identity: bool = True
+    """Start the fusion Linear as "pass the audio through" (weight [I | 0] or I, bias 0)."""
 
 
 @dataclass(kw_only=True)
@@ -68,14 +81,21 @@ class MaskingSection:
     """Span masks per modality; spans count each modality's own frames."""
 
     audio_prob: float = 0.8
+    """Masked share before overlaps: ``int(prob * n / span + u)`` spans in ``n`` frames."""
     audio_span: int = 10
+    """Length of an audio span, in encoder frames."""
     video_prob: float = 0.3
+    """Masked share of the video frames before overlaps (as ``audio_prob``)."""
     video_span: int = 5
+    """Length of a video span, in video frames (25 fps)."""
     min_masks: int = 2
+    """Fewest spans per row and modality."""
 
 
 @dataclass(kw_only=True)
 class ModalityDropoutSection:
+    """Dropping one modality of a row in training (AV input)."""
+
     p: float = 0.5
     """Probability of dropping one modality of a row (training, input mode ``av``)."""
     audio_share: float = 0.5
@@ -84,14 +104,23 @@ class ModalityDropoutSection:
 
 @dataclass(kw_only=True)
 class HeadSection:
+    """The unit prediction head of pretraining (HuBERT style: cosine similarity to one
+    learned embedding per unit)."""
+
     proj_dim: int = 256
+    """Width of the projection the unit embeddings are compared in."""
     temperature: float = 0.1
+    """Divisor of the cosine similarities before the softmax."""
 
 
 @dataclass(kw_only=True)
 class LossSection:
+    """Weights of the masked-prediction loss."""
+
     masked_weight: float = 1.0
+    """Weight of the cross-entropy on masked frames."""
     unmasked_weight: float = 0.0
+    """Weight of the cross-entropy on unmasked frames."""
 
 
 @dataclass(kw_only=True)
@@ -99,6 +128,7 @@ class AVModelConfig:
     """The AV encoder (front ends, fusion, masking, dropout) and its pretraining head."""
 
     encoder: EncoderSection = field(default_factory=EncoderSection)
+    """The audio encoder (family, arch, config overrides)."""
     modalities: list[Literal["audio", "video"]] = field(default_factory=lambda: ["audio", "video"])
     """``[audio]`` gives the audio-only model of stage 0 (no lip encoder, no fusion)."""
     audio_frontend: Literal["cnn", "fbank"] = "cnn"
@@ -107,12 +137,19 @@ class AVModelConfig:
     normalize_audio: bool = True
     """Per-utterance zero mean / unit variance of the waveform (XLS-R input convention)."""
     fbank: FbankSection = field(default_factory=FbankSection)
+    """Filterbank front end (``audio_frontend: fbank``)."""
     visual: VisualSection = field(default_factory=VisualSection)
+    """The lip encoder."""
     fusion: FusionSection = field(default_factory=FusionSection)
+    """Audio-video fusion."""
     masking: MaskingSection = field(default_factory=MaskingSection)
+    """Span masking of pretraining."""
     modality_dropout: ModalityDropoutSection = field(default_factory=ModalityDropoutSection)
+    """Modality dropout of training."""
     head: HeadSection = field(default_factory=HeadSection)
+    """Unit prediction head of pretraining."""
     loss: LossSection = field(default_factory=LossSection)
+    """Masked-prediction loss weights."""
     seed: int = 1
     """Seed of the mask / modality-dropout draws (per clip id and step: independent of
     how a batch is split across processes, and reproduced on resume)."""
@@ -130,8 +167,6 @@ REMOVED_KEYS: tuple[str, ...] = ("visual.sync_bn",)
 def av_config_from_dict(data: dict[str, Any]) -> AVModelConfig:
     """Read a saved AV model config (``config.yaml`` ``av`` section), tolerating removed
     fields (:data:`REMOVED_KEYS`); unknown keys are still an error."""
-    from avsr.config import from_dict
-
     clean = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
     for dotted in REMOVED_KEYS:
         section, _, key = dotted.rpartition(".")

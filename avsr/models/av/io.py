@@ -3,11 +3,12 @@
 Layout (see :mod:`avsr.checkpoint`): ``model.safetensors`` holds the tensors
 of an :class:`AVPretrainModel` (``encoder.*`` = the AVEncoder, ``head.*`` =
 the unit head when present); ``config.yaml`` holds ``av`` (the
-:class:`AVModelConfig`), ``encoder`` (the XLS-R ``EncoderConfig``),
-``num_units`` (or null) and ``frame_rate``.
+:class:`AVModelConfig`), ``encoder`` (the audio encoder's config, its family
+named by its ``family`` field, wav2vec 2.0 when absent), ``num_units`` (or null)
+and ``frame_rate``.
 
 :func:`load_av_encoder` also accepts any encoder that
-:func:`avsr.models.xlsr.load_encoder` reads (project ``encoder`` dir, HF dir,
+:func:`avsr.models.encoders.load_encoder` reads (project ``encoder`` dir, HF dir,
 fairseq1 ``.pt``): the AV encoder is then built around it with a freshly
 initialised lip encoder and fusion.
 """
@@ -15,21 +16,29 @@ initialised lip encoder and fusion.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, save_model_dir
-from avsr.config import ConfigError, to_dict
+from avsr.config import to_dict
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
 from avsr.models.av.config import AVModelConfig, av_config_from_dict
 from avsr.models.av.model import AVEncoder, AVPretrainModel
+from avsr.models.encoders import config_from_dict, encoder_on_meta, load_encoder, save_encoder
+from avsr.models.state_dicts import compare_state
 
 log = get_logger(__name__)
 
 KIND = "av"
+
+
+def encoder_sections(enc: AVEncoder) -> dict[str, Any]:
+    """The ``av`` and ``encoder`` config sections that rebuild ``enc`` (:func:`rebuild_av_encoder`)."""
+    return {"av": to_dict(enc.cfg), "encoder": enc.xlsr.config.to_dict()}
 
 
 def save_av_model(model: AVEncoder | AVPretrainModel, path: str | Path) -> Path:
@@ -39,20 +48,13 @@ def save_av_model(model: AVEncoder | AVPretrainModel, path: str | Path) -> Path:
     else:
         enc, num_units = model, None
         state = {f"encoder.{k}": v for k, v in model.state_dict().items()}
-    config = {
-        "av": to_dict(enc.cfg),
-        "encoder": enc.xlsr.config.to_dict(),
-        "num_units": num_units,
-        "frame_rate": enc.frame_rate,
-    }
+    config = {**encoder_sections(enc), "num_units": num_units, "frame_rate": enc.frame_rate}
     return save_model_dir(path, state, config, kind=KIND)
 
 
 def save_stage0_encoder(model: AVEncoder | AVPretrainModel, path: str | Path) -> Path:
     """Write an audio-only (stage 0) model as an XLS-R encoder dir (kind ``encoder``),
     loadable by everything that loads a real XLS-R."""
-    from avsr.models.xlsr import save_encoder
-
     enc = model.encoder if isinstance(model, AVPretrainModel) else model
     if enc.visual is not None or enc.fbank is not None:
         raise ValueError(
@@ -66,15 +68,20 @@ def is_av_dir(path: str | Path) -> bool:
     return is_model_dir(path) and read_model_config(path).get("kind") == KIND
 
 
+def _replace_fields(config: Any, overrides: dict[str, Any], label: str) -> Any:
+    """``config`` with the fields ``overrides`` changed; an unknown field is a UserError."""
+    try:
+        return dataclasses.replace(config, **overrides)
+    except TypeError as exc:
+        raise UserError(f"{label}: {exc}") from exc
+
+
 def _with_overrides(xlsr: Any, overrides: dict[str, Any]) -> Any:
     """Rebuild ``xlsr`` with changed config fields (dropouts, grad scale), same weights."""
     if not overrides:
         return xlsr
-    try:
-        config = dataclasses.replace(xlsr.config, **overrides)
-    except TypeError as exc:
-        raise UserError(f"model.encoder.overrides: {exc}") from exc
-    new = type(xlsr)(config)  # XlsrEncoder or W2vBertEncoder
+    config = _replace_fields(xlsr.config, overrides, "model.encoder.overrides")
+    new = type(xlsr)(config)  # the same family's encoder class
     new.load_state_dict(xlsr.state_dict())
     return new
 
@@ -91,47 +98,54 @@ def with_encoder_overrides(encoder: AVEncoder, overrides: dict[str, Any]) -> AVE
     return encoder
 
 
-def _read_av_dir(
-    path: Path, config: AVModelConfig | None
-) -> tuple[AVModelConfig, Any, dict[str, torch.Tensor], dict[str, Any]]:
-    from avsr.models.xlsr import EncoderConfig, XlsrEncoder
+def rebuild_av_encoder(
+    sections: Mapping[str, Any],
+    config: AVModelConfig | None = None,
+    *,
+    where: str | Path,
+    what: str = "not a valid AV model config",
+) -> AVEncoder:
+    """The AVEncoder described by saved ``av`` + ``encoder`` config sections, its audio
+    encoder on the meta device (weights assigned by ``load_state_dict(..., assign=True)``).
 
-    state, meta = load_model_dir(path)
-    if isinstance(meta.get("encoder"), dict) and meta["encoder"].get("family") == "w2vbert":
-        from avsr.models.w2vbert import W2vBertConfig, W2vBertEncoder
-
-        enc_cls: Any = W2vBertEncoder
-        enc_cfg_cls: Any = W2vBertConfig
-    else:
-        enc_cls, enc_cfg_cls = XlsrEncoder, EncoderConfig
+    ``config`` replaces the saved AV config; its ``encoder.overrides`` are applied to the
+    audio encoder's config. A bad section is a UserError ``{where}/config.yaml: {what}: ...``.
+    """
     try:
-        saved_cfg = av_config_from_dict(meta["av"])
-        enc_cfg = enc_cfg_cls.from_dict(meta["encoder"])
-    except (KeyError, ConfigError, ValueError) as exc:
-        raise UserError(f"{path}/config.yaml: not a valid AV model config: {exc}") from exc
+        saved_cfg = av_config_from_dict(sections["av"])
+        enc_cfg = config_from_dict(sections["encoder"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{where}/config.yaml: {what}: {exc}") from exc
     cfg = config if config is not None else saved_cfg
-    if cfg.encoder.overrides:
-        try:
-            enc_cfg = dataclasses.replace(enc_cfg, **cfg.encoder.overrides)
-        except TypeError as exc:
-            raise UserError(f"encoder overrides {cfg.encoder.overrides}: {exc}") from exc
-    with torch.device("meta"):
-        xlsr = enc_cls(enc_cfg)
-    return cfg, xlsr, state, meta
+    overrides = cfg.encoder.overrides
+    if overrides:
+        enc_cfg = _replace_fields(enc_cfg, overrides, f"encoder overrides {overrides}")
+    return AVEncoder(cfg, encoder_on_meta(enc_cfg))
 
 
-def _load_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
-    expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or bad:
-        raise UserError(
-            f"{where}: weights do not fit the configured AV model: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shape mismatch {bad[:5]} (check model.modalities, "
-            "audio_frontend, visual widths, fusion kind)"
-        )
+def load_strict(
+    module: torch.nn.Module, state: Mapping[str, torch.Tensor], error: Callable[[str], str]
+) -> None:
+    """Assign ``state`` to ``module`` after checking every key and shape; a difference is a
+    UserError with the message ``error(summary of the difference)``."""
+    diff = compare_state(module.state_dict(), state)
+    if diff:
+        raise UserError(error(diff.summary()))
     module.load_state_dict(state, assign=True)
+
+
+def _load_av_state(module: torch.nn.Module, state: dict[str, torch.Tensor], where: Path) -> None:
+    load_strict(
+        module,
+        state,
+        lambda diff: f"{where}: weights do not fit the configured AV model: {diff} (check "
+        "model.modalities, audio_frontend, visual widths, fusion kind)",
+    )
+
+
+def _encoder_state(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The ``encoder.*`` tensors of an AV dir's state, without the prefix."""
+    return {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
 
 
 def load_av_encoder(
@@ -157,14 +171,11 @@ def load_av_encoder(
             config.encoder, overrides={**config.encoder.overrides, **encoder_overrides}
         )
     if is_av_dir(path):
-        cfg, xlsr, state, _ = _read_av_dir(path, config)
-        enc = AVEncoder(cfg, xlsr)  # xlsr on meta; the small AV parts on the CPU
-        enc_state = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}
-        _load_strict(enc, enc_state, path)
+        state, meta = load_model_dir(path)
+        enc = rebuild_av_encoder(meta, config, where=path)  # the small AV parts on the CPU
+        _load_av_state(enc, _encoder_state(state), path)
         log.info("loaded AV encoder from %s", path)
         return enc.eval()
-    from avsr.models.xlsr import load_encoder
-
     cfg = config if config is not None else AVModelConfig()
     xlsr = _with_overrides(load_encoder(path), cfg.encoder.overrides)
     enc = AVEncoder(cfg, xlsr)
@@ -183,19 +194,17 @@ def load_av_pretrain_model(
     or around any encoder path (fresh head). ``num_units`` is required unless the dir has a head."""
     path = Path(path)
     if is_av_dir(path):
-        cfg, xlsr, state, meta = _read_av_dir(path, config)
+        state, meta = load_model_dir(path)
+        encoder = rebuild_av_encoder(meta, config, where=path)
         saved_units = meta.get("num_units")
         k = num_units if num_units is not None else saved_units
         if k is None:
             raise UserError(f"{path}: no unit head saved; give the number of units")
-        model = AVPretrainModel(AVEncoder(cfg, xlsr), int(k))
+        model = AVPretrainModel(encoder, int(k))
         if saved_units == k:
-            _load_strict(model, state, path)
+            _load_av_state(model, state, path)
         else:
-            enc_state = {
-                k2[len("encoder.") :]: v for k2, v in state.items() if k2.startswith("encoder.")
-            }
-            _load_strict(model.encoder, enc_state, path)
+            _load_av_state(model.encoder, _encoder_state(state), path)
             log.info("%s: new unit head with %d units (saved: %s)", path, k, saved_units)
         return model.eval()
     if num_units is None:

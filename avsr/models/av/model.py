@@ -39,8 +39,9 @@ from avsr.models.av.fusion import Fusion, align_mask, align_video
 from avsr.models.av.heads import UnitPredictionHead
 from avsr.models.av.masking import span_mask
 from avsr.models.av.visual import LipEncoder
+from avsr.models.encoders import build_from_arch
 from avsr.models.xlsr.model import normalize_waveform
-from avsr.train.trainer import StepOutput
+from avsr.step_output import StepOutput
 
 if TYPE_CHECKING:
     from avsr.data.batch import AVBatch
@@ -64,6 +65,28 @@ class AVEncoderOutput:
     """(B,) bool: rows whose audio stream was used (not dropped / not mode ``v``)."""
     keep_video: Tensor | None = None
     """(B,) bool: rows whose video stream was used (all False without a lip encoder)."""
+
+
+@dataclass
+class _ForwardPlan:
+    """What one :meth:`AVEncoder.forward` call decides before running the streams."""
+
+    b: int
+    """Batch size."""
+    t: int
+    """Encoder frames of the longest row."""
+    lens: Tensor
+    """(B,) encoder frames per row, on the device of the audio lengths."""
+    device: torch.device
+    """Device of the model's features."""
+    draw_dropout: bool
+    """Whether modality dropout was drawn for this batch."""
+    rngs: Sequence[np.random.Generator] | None
+    """One generator per row (masks, modality dropout), None when nothing is drawn."""
+    keep_a: list[bool]
+    """Per row: the audio stream is used."""
+    keep_v: list[bool]
+    """Per row: the video stream is used (all False without a lip encoder)."""
 
 
 def _global_rngs(n: int) -> list[np.random.Generator]:
@@ -172,14 +195,32 @@ class AVEncoder(nn.Module):
         dropout does). ``apply_mask``: span-mask both streams (pretraining).
         ``modality_dropout``: default on in training mode for ``av`` input.
         """
+        if modality_dropout is None:
+            modality_dropout = self.training
+        plan = self._plan(audio_lens, modality, modality_dropout, apply_mask, rngs)
+        a = self._audio_stream(audio, audio_lens, video, plan)
+        v, video_lens = self._video_stream(video, video_lens, a, plan)
+        mask = None
+        if apply_mask:
+            a, v, mask = self._mask_streams(a, v, video_lens, plan)
+        a, v = self._drop_streams(a, v, plan)
+        return self._fuse_and_encode(a, v, mask, plan)
+
+    def _plan(
+        self,
+        audio_lens: Tensor,
+        modality: Modality,
+        modality_dropout: bool,
+        apply_mask: bool,
+        rngs: Sequence[np.random.Generator] | None,
+    ) -> _ForwardPlan:
+        """Lengths, per-row generators and the streams kept per row (modality dropout drawn)."""
         keep_a_mode, keep_v_mode = modality_keep_flags(modality)
         b = audio_lens.shape[0]
         device = self.xlsr.mask_emb.device  # features live with the model
         lens = self.output_lens(audio_lens)
         t = int(lens.max()) if b else 0
         has_video = self.visual is not None
-        if modality_dropout is None:
-            modality_dropout = self.training
         draw_dropout = (
             modality_dropout and has_video and modality == "av" and self.cfg.modality_dropout.p > 0
         )
@@ -195,99 +236,123 @@ class AVEncoder(nn.Module):
             ]
             keep_a = [f[0] for f in flags]
             keep_v = [f[1] for f in flags]
+        return _ForwardPlan(
+            b=b,
+            t=t,
+            lens=lens,
+            device=device,
+            draw_dropout=draw_dropout,
+            rngs=rngs,
+            keep_a=keep_a,
+            keep_v=keep_v,
+        )
 
-        # ---- audio stream
-        d = self.model_dim
-        if any(keep_a) and audio is None:
+    def _audio_stream(
+        self, audio: Tensor | None, audio_lens: Tensor, video: Tensor | None, plan: _ForwardPlan
+    ) -> Tensor:
+        """Projected audio features (B, T, D) at the encoder rate; zeros when no row uses audio.
+
+        In training a stream runs even when every row drops it (zero gradients, but every
+        parameter stays in the graph, as DDP requires).
+        """
+        b, t, d = plan.b, plan.t, self.model_dim
+        if any(plan.keep_a) and audio is None:
             raise ValueError("audio is None but the input mode needs audio (use modality='v')")
-        # in training, run a stream even when every row drops it (zero gradients, but every
-        # parameter stays in the graph, as DDP requires)
-        if any(keep_a) or (draw_dropout and audio is not None):
+        if any(plan.keep_a) or (plan.draw_dropout and audio is not None):
             a = self._audio_features(audio, audio_lens)  # type: ignore[arg-type]
             if a.shape[1] != t:
                 a = align_video(a, t, 1)
+            return a
+        dtype = video.dtype if video is not None else self.xlsr.mask_emb.dtype
+        return torch.zeros(b, t, d, device=plan.device, dtype=dtype)
+
+    def _video_stream(
+        self, video: Tensor | None, video_lens: Tensor | None, a: Tensor, plan: _ForwardPlan
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """(projected lip features (B, Tv, D) at 25 fps or None without a lip encoder,
+        video_lens (B,)); zeros when no row uses video, frames past a row's length zeroed."""
+        if self.visual is None:
+            return None, video_lens
+        assert self.video_proj is not None
+        b, t, d, device = plan.b, plan.t, self.model_dim, plan.device
+        if any(plan.keep_v) or (plan.draw_dropout and video is not None):
+            if video is None or video_lens is None:
+                raise ValueError("video is None but the input mode needs video (use modality='a')")
+            v = self.video_proj(self.visual(video))
+            if video_lens is not None:  # frames past each row's length carry nothing
+                frames = torch.arange(v.shape[1], device=device)[None]
+                valid = frames < video_lens.to(device)[:, None]
+                v = v * valid[..., None].to(v.dtype)
         else:
-            dtype = video.dtype if video is not None else self.xlsr.mask_emb.dtype
-            a = torch.zeros(b, t, d, device=device, dtype=dtype)
+            rep = self.video_repeat
+            tv = video.shape[2] if video is not None else (t + rep - 1) // rep
+            v = a.new_zeros(b, tv, d)
+        if video_lens is None:
+            video_lens = torch.full((b,), v.shape[1], dtype=torch.long, device=device)
+        return v, video_lens
 
-        # ---- video stream (at 25 fps until alignment)
-        v = None
-        if has_video:
-            assert self.video_proj is not None
-            if any(keep_v) or (draw_dropout and video is not None):
-                if video is None or video_lens is None:
-                    raise ValueError(
-                        "video is None but the input mode needs video (use modality='a')"
-                    )
-                v = self.video_proj(self.visual(video))  # type: ignore[misc]
-                if video_lens is not None:  # frames past each row's length carry nothing
-                    valid = (
-                        torch.arange(v.shape[1], device=device)[None]
-                        < video_lens.to(device)[:, None]
-                    )
-                    v = v * valid[..., None].to(v.dtype)
-            else:
-                tv = (
-                    video.shape[2]
-                    if video is not None
-                    else (t + self.video_repeat - 1) // self.video_repeat
-                )
-                v = a.new_zeros(b, tv, d)
-            if video_lens is None:
-                video_lens = torch.full((b,), v.shape[1], dtype=torch.long, device=device)
-
-        # ---- masking
-        mask = None
-        if apply_mask:
-            assert rngs is not None
-            m = self.cfg.masking
-            amask = np.stack(
+    def _mask_streams(
+        self, a: Tensor, v: Tensor | None, video_lens: Tensor | None, plan: _ForwardPlan
+    ) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Span-mask audio then video with each row's generator: (a, v, mask (B, T) bool),
+        the mask being the union of the masked audio frames and the aligned video frames."""
+        assert plan.rngs is not None
+        m, t, device = self.cfg.masking, plan.t, plan.device
+        amask = np.stack(
+            [
+                span_mask(int(n), t, m.audio_prob, m.audio_span, m.min_masks, r)
+                for n, r in zip(plan.lens.tolist(), plan.rngs)
+            ]
+        )
+        amask_t = torch.from_numpy(amask).to(device)
+        a = torch.where(amask_t[..., None], self.xlsr.mask_emb.to(a.dtype), a)
+        mask = amask_t
+        if v is not None:
+            assert self.video_mask_emb is not None and video_lens is not None
+            tv = v.shape[1]
+            vmask = np.stack(
                 [
-                    span_mask(int(n), t, m.audio_prob, m.audio_span, m.min_masks, r)
-                    for n, r in zip(lens.tolist(), rngs)
+                    span_mask(min(int(n), tv), tv, m.video_prob, m.video_span, m.min_masks, r)
+                    for n, r in zip(video_lens.tolist(), plan.rngs)
                 ]
             )
-            amask_t = torch.from_numpy(amask).to(device)
-            a = torch.where(amask_t[..., None], self.xlsr.mask_emb.to(a.dtype), a)
-            mask = amask_t
-            if v is not None:
-                assert self.video_mask_emb is not None and video_lens is not None
-                tv = v.shape[1]
-                vmask = np.stack(
-                    [
-                        span_mask(min(int(n), tv), tv, m.video_prob, m.video_span, m.min_masks, r)
-                        for n, r in zip(video_lens.tolist(), rngs)
-                    ]
-                )
-                vmask_t = torch.from_numpy(vmask).to(device)
-                v = torch.where(vmask_t[..., None], self.video_mask_emb.to(v.dtype), v)
-                mask = mask | align_mask(vmask_t, t, self.video_repeat)
+            vmask_t = torch.from_numpy(vmask).to(device)
+            v = torch.where(vmask_t[..., None], self.video_mask_emb.to(v.dtype), v)
+            mask = mask | align_mask(vmask_t, t, self.video_repeat)
+        return a, v, mask
 
-        # ---- modality dropout / input mode
-        if not all(keep_a):
-            a = a * torch.tensor(keep_a, dtype=a.dtype, device=device)[:, None, None]
-        if v is not None and not all(keep_v):
-            v = v * torch.tensor(keep_v, dtype=v.dtype, device=device)[:, None, None]
+    def _drop_streams(
+        self, a: Tensor, v: Tensor | None, plan: _ForwardPlan
+    ) -> tuple[Tensor, Tensor | None]:
+        """Multiply the dropped streams of each row by zero (modality dropout / input mode)."""
+        if not all(plan.keep_a):
+            a = a * torch.tensor(plan.keep_a, dtype=a.dtype, device=plan.device)[:, None, None]
+        if v is not None and not all(plan.keep_v):
+            v = v * torch.tensor(plan.keep_v, dtype=v.dtype, device=plan.device)[:, None, None]
+        return a, v
 
-        # ---- fusion
+    def _fuse_and_encode(
+        self, a: Tensor, v: Tensor | None, mask: Tensor | None, plan: _ForwardPlan
+    ) -> AVEncoderOutput:
+        """Fuse the streams (video repeated to the audio rate), run the Transformer."""
+        t, device = plan.t, plan.device
         if v is not None:
             assert self.fusion is not None
             x = self.fusion(a, align_video(v, t, self.video_repeat))
         else:
             x = a
-        lens_cpu = lens
-        lens = lens.to(device)
+        lens = plan.lens.to(device)
         padding_mask = torch.arange(t, device=device)[None] >= lens[:, None]
         if mask is not None:
             mask = mask & ~padding_mask
-        feats = self._transformer(x, lens_cpu)
+        feats = self._transformer(x, plan.lens)
         return AVEncoderOutput(
             feats=feats,
             lens=lens,
             padding_mask=padding_mask,
             mask=mask,
-            keep_audio=torch.tensor(keep_a, dtype=torch.bool, device=device),
-            keep_video=torch.tensor(keep_v, dtype=torch.bool, device=device),
+            keep_audio=torch.tensor(plan.keep_a, dtype=torch.bool, device=device),
+            keep_video=torch.tensor(plan.keep_v, dtype=torch.bool, device=device),
         )
 
 
@@ -404,14 +469,8 @@ class AVPretrainModel(nn.Module):
 
 
 def build_av_encoder(cfg: AVModelConfig, xlsr: XlsrEncoder | None = None) -> AVEncoder:
-    """An AVEncoder around ``xlsr`` (or a fresh encoder of ``cfg.encoder.arch``)."""
-    if xlsr is None and cfg.encoder.family == "w2vbert":
-        from avsr.models.w2vbert import build_w2vbert, w2vbert_arch_config
-
-        xlsr = build_w2vbert(w2vbert_arch_config(cfg.encoder.arch, **cfg.encoder.overrides))  # type: ignore[assignment]
+    """An AVEncoder around ``xlsr`` (or a fresh encoder of ``cfg.encoder.family`` and ``arch``)."""
     if xlsr is None:
-        from avsr.models.xlsr.config import arch_config
-        from avsr.models.xlsr.model import build_encoder
-
-        xlsr = build_encoder(arch_config(cfg.encoder.arch, **cfg.encoder.overrides))
-    return AVEncoder(cfg, xlsr)
+        enc = cfg.encoder
+        xlsr = build_from_arch(enc.family, enc.arch, **enc.overrides)  # type: ignore[assignment]
+    return AVEncoder(cfg, xlsr)  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """ResNet-18 lip encoder (3D stem + per-frame 2D ResNet-18 trunk).
 
-Architecture (SPEC "Visual front end"): a Conv3d stem (kernel (5,7,7), stride
+Architecture (AV-HuBERT's visual front end): a Conv3d stem (kernel (5,7,7), stride
 (1,2,2)) -> BatchNorm3d -> PReLU -> MaxPool3d (1,3,3)/(1,2,2), then a 2D
 ResNet of BasicBlocks [2,2,2,2] applied to every frame, adaptive average pool:
 T frames in, T vectors out (no temporal downsampling).

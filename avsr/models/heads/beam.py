@@ -25,17 +25,50 @@ from torch import Tensor
 
 
 class IncrementalDecoder(Protocol):
-    def init_state(self, enc: Tensor, enc_padding_mask: Tensor | None = None) -> Any: ...
+    """A decoder run one token at a time, with a state per row."""
 
-    def step(self, tokens: Tensor, state: Any) -> Tensor: ...
+    def init_state(self, enc: Tensor, enc_padding_mask: Tensor | None = None) -> Any:
+        """The state of a batch of encoder outputs enc (B, T, E)."""
+        ...
 
-    def reorder(self, state: Any, index: Tensor) -> Any: ...
+    def step(self, tokens: Tensor, state: Any) -> Tensor:
+        """Logits (rows, V) of the next token after ``tokens`` (rows,); updates ``state``."""
+        ...
+
+    def reorder(self, state: Any, index: Tensor) -> Any:
+        """The state with its rows picked by ``index`` (rows,)."""
+        ...
 
 
 @dataclass
 class Hypothesis:
-    tokens: list[int]  # without bos / eos
-    score: float  # sum of log-probs (eos included), divided by len**len_penalty
+    """One finished output sequence."""
+
+    tokens: list[int]
+    """Output tokens, without bos / eos."""
+    score: float
+    """Sum of log-probs (eos included), divided by ``len**len_penalty``."""
+
+
+@dataclass(kw_only=True)
+class _Search:
+    """The state of a batched beam search between steps (B sentences x k beams)."""
+
+    k: int
+    """Beam width."""
+    state: Any
+    """The decoder's incremental state, rows in beam order (B*k)."""
+    tokens: Tensor
+    """(B*k, t+1) the live prefixes, bos first."""
+    scores: Tensor
+    """(B, k) score of each live prefix (-inf: no live prefix in that slot)."""
+    finished: list[list[Hypothesis]]
+    """Finished hypotheses per sentence."""
+    done: list[bool]
+    """Per sentence: no live prefix can beat the finished ones any more."""
+
+
+NEG_INF = float("-inf")
 
 
 @torch.no_grad()
@@ -59,82 +92,138 @@ def beam_search(
     """
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
+    search = _start(decoder, enc, enc_padding_mask, beam, bos_id)
+    bsz, device = enc.shape[0], enc.device
+    for t in range(max_len):
+        logits = decoder.step(search.tokens[:, -1], search.state)
+        last = t == max_len - 1
+        logp = _step_log_probs(logits, last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
+        sel_rows, sel_tok, sel_score = _select(search, t, logp, pad_id, eos_id, len_penalty)
+        if all(search.done):
+            break
+        index = torch.tensor(sel_rows, dtype=torch.long, device=device)
+        search.state = decoder.reorder(search.state, index)
+        search.tokens = torch.cat(
+            [search.tokens.index_select(0, index), torch.tensor(sel_tok, device=device)[:, None]],
+            dim=1,
+        )
+        search.scores = torch.tensor(sel_score, device=device).view(bsz, beam)
+    return _best(search.finished, nbest)
+
+
+def _select(
+    search: _Search, t: int, logp: Tensor, pad_id: int, eos_id: int, len_penalty: float
+) -> tuple[list[int], list[int], list[float]]:
+    """Rank every live prefix's extensions (the best ``2 * k`` per sentence) and pick the
+    next live ones: (source row, token, score) per row of the next step, padded with
+    dead rows (pad, -inf); finished hypotheses and done flags are updated on ``search``."""
+    bsz, k = search.scores.shape[0], search.k
+    vocab = logp.shape[-1]
+    cand = (search.scores.view(-1, 1) + logp).view(bsz, k * vocab)
+    n_top = min(2 * k, k * vocab)
+    top_val, top_idx = cand.topk(n_top, dim=-1)
+    top_val, top_idx = top_val.cpu(), top_idx.cpu()
+    src_beam = top_idx // vocab
+    new_tok = top_idx % vocab
+
+    sel_rows: list[int] = []
+    sel_tok: list[int] = []
+    sel_score: list[float] = []
+    prefix = search.tokens[:, 1:].cpu()
+    for b in range(bsz):
+        live = _next_live(
+            search, b, t, top_val[b], src_beam[b], new_tok[b], prefix, eos_id, len_penalty
+        )
+        while len(live) < k:
+            live.append((b * k, pad_id, NEG_INF))
+        for row, tok, val in live:
+            sel_rows.append(row)
+            sel_tok.append(tok)
+            sel_score.append(val)
+    return sel_rows, sel_tok, sel_score
+
+
+def _start(
+    decoder: IncrementalDecoder, enc: Tensor, enc_padding_mask: Tensor | None, k: int, bos_id: int
+) -> _Search:
+    """k copies of every sentence's state; only the first copy is live at the start."""
     bsz = enc.shape[0]
-    k = beam
     device = enc.device
     state = decoder.init_state(enc, enc_padding_mask)
     expand = torch.arange(bsz, device=device).repeat_interleave(k)
     state = decoder.reorder(state, expand)
     tokens = torch.full((bsz * k, 1), bos_id, dtype=torch.long, device=device)
-    scores = torch.full((bsz, k), float("-inf"), device=device)
+    scores = torch.full((bsz, k), NEG_INF, device=device)
     scores[:, 0] = 0.0  # only the first copy is live at the start
-    finished: list[list[Hypothesis]] = [[] for _ in range(bsz)]
-    done = [False] * bsz
-    neg_inf = float("-inf")
+    return _Search(
+        k=k,
+        state=state,
+        tokens=tokens,
+        scores=scores,
+        finished=[[] for _ in range(bsz)],
+        done=[False] * bsz,
+    )
 
-    for t in range(max_len):
-        logits = decoder.step(tokens[:, -1], state)
-        logp = F.log_softmax(logits.float(), dim=-1)  # (B*k, V)
-        vocab = logp.shape[-1]
-        logp[:, bos_id] = neg_inf
-        logp[:, pad_id] = neg_inf
-        if t == max_len - 1:
-            eos_col = logp[:, eos_id].clone()
-            logp.fill_(neg_inf)
-            logp[:, eos_id] = eos_col
-        cand = (scores.view(-1, 1) + logp).view(bsz, k * vocab)
-        n_top = min(2 * k, k * vocab)
-        top_val, top_idx = cand.topk(n_top, dim=-1)
-        top_val, top_idx = top_val.cpu(), top_idx.cpu()
-        src_beam = top_idx // vocab
-        new_tok = top_idx % vocab
 
-        sel_rows: list[int] = []
-        sel_tok: list[int] = []
-        sel_score: list[float] = []
-        prefix = tokens[:, 1:].cpu()
-        for b in range(bsz):
-            live: list[tuple[int, int, float]] = []
-            if not done[b]:
-                for j in range(n_top):
-                    val = float(top_val[b, j])
-                    if val == neg_inf:
-                        break
-                    row = b * k + int(src_beam[b, j])
-                    tok = int(new_tok[b, j])
-                    if tok == eos_id:
-                        if j < k:
-                            length = t + 1
-                            finished[b].append(
-                                Hypothesis(prefix[row].tolist(), val / (length**len_penalty) if len_penalty else val)
-                            )
-                    elif len(live) < k:
-                        live.append((row, tok, val))
-                best_live = live[0][2] if live else neg_inf
-                if not live:
-                    done[b] = True
-                elif len_penalty == 0.0:
-                    if finished[b] and max(h.score for h in finished[b]) >= best_live:
-                        done[b] = True
-                elif len(finished[b]) >= k:
-                    done[b] = True
-                if done[b]:
-                    live = []
-            while len(live) < k:
-                live.append((b * k, pad_id, neg_inf))
-            for row, tok, val in live:
-                sel_rows.append(row)
-                sel_tok.append(tok)
-                sel_score.append(val)
-        if all(done):
+def _step_log_probs(logits: Tensor, *, last: bool, bos_id: int, pad_id: int, eos_id: int) -> Tensor:
+    """(B*k, V) log-probabilities of the next token: never bos or pad; only eos at the last step."""
+    logp = F.log_softmax(logits.float(), dim=-1)  # (B*k, V)
+    logp[:, bos_id] = NEG_INF
+    logp[:, pad_id] = NEG_INF
+    if last:
+        eos_col = logp[:, eos_id].clone()
+        logp.fill_(NEG_INF)
+        logp[:, eos_id] = eos_col
+    return logp
+
+
+def _next_live(
+    search: _Search,
+    b: int,
+    t: int,
+    top_val: Tensor,
+    src_beam: Tensor,
+    new_tok: Tensor,
+    prefix: Tensor,
+    eos_id: int,
+    len_penalty: float,
+) -> list[tuple[int, int, float]]:
+    """Sentence ``b``'s ranked extensions at step ``t``: eos among the first k finishes a
+    hypothesis, the first k others stay live as (source row, token, score); marks the
+    sentence done (and returns nothing) when no live prefix can do better."""
+    k = search.k
+    finished = search.finished[b]
+    live: list[tuple[int, int, float]] = []
+    if search.done[b]:
+        return live
+    for j in range(top_val.shape[0]):
+        val = float(top_val[j])
+        if val == NEG_INF:
             break
-        index = torch.tensor(sel_rows, dtype=torch.long, device=device)
-        state = decoder.reorder(state, index)
-        tokens = torch.cat([tokens.index_select(0, index), torch.tensor(sel_tok, device=device)[:, None]], dim=1)
-        scores = torch.tensor(sel_score, device=device).view(bsz, k)
+        row = b * k + int(src_beam[j])
+        tok = int(new_tok[j])
+        if tok == eos_id:
+            if j < k:
+                length = t + 1
+                score = val / (length**len_penalty) if len_penalty else val
+                finished.append(Hypothesis(prefix[row].tolist(), score))
+        elif len(live) < k:
+            live.append((row, tok, val))
+    best_live = live[0][2] if live else NEG_INF
+    if not live:
+        search.done[b] = True
+    elif len_penalty == 0.0:
+        if finished and max(h.score for h in finished) >= best_live:
+            search.done[b] = True
+    elif len(finished) >= k:
+        search.done[b] = True
+    return [] if search.done[b] else live
 
+
+def _best(finished: list[list[Hypothesis]], nbest: int) -> list[list[Hypothesis]]:
+    """The ``nbest`` best finished hypotheses per sentence (an empty -inf one if none)."""
     out = []
-    for b in range(bsz):
-        hyps = sorted(finished[b], key=lambda h: h.score, reverse=True)
-        out.append(hyps[:nbest] if hyps else [Hypothesis([], neg_inf)])
+    for hyps_b in finished:
+        hyps = sorted(hyps_b, key=lambda h: h.score, reverse=True)
+        out.append(hyps[:nbest] if hyps else [Hypothesis([], NEG_INF)])
     return out

@@ -16,9 +16,14 @@ from torch import Tensor, nn
 
 @dataclass(kw_only=True)
 class CTCHeadConfig:
+    """The CTC head."""
+
     dropout: float = 0.1
+    """Dropout on the encoder features before the projection."""
     blank_id: int = 1
+    """Id of the CTC blank (set to the tokenizer's pad id by the fine-tuned model)."""
     zero_infinity: bool = True
+    """Zero the infinite losses of targets longer than the input (and their gradients)."""
 
 
 class CTCHead(nn.Module):

@@ -23,17 +23,29 @@ from torch import Tensor, nn
 
 @dataclass(kw_only=True)
 class DecoderConfig:
+    """Shape and regularisation of the seq2seq decoder."""
+
     num_layers: int = 6
+    """Number of decoder blocks."""
     model_dim: int = 768
+    """Width of the blocks and the token embeddings."""
     ffn_dim: int = 3072
+    """Inner width of the feed-forward networks."""
     num_heads: int = 4
+    """Attention heads of the self and cross attention."""
     dropout: float = 0.1
+    """Dropout on the embeddings, the block outputs and the FFN activations."""
     attn_dropout: float = 0.0
+    """Dropout on the attention weights."""
     label_smoothing: float = 0.1
+    """Label smoothing of the training cross-entropy."""
     tie_embeddings: bool = True
-    # Longest output at inference: max_len_a * encoder frames + max_len_b tokens (eos included).
+    """Share the output projection with the token embeddings."""
     max_len_a: float = 0.0
+    """Longest output at inference: ``max_len_a * encoder frames + max_len_b`` tokens
+    (eos included)."""
     max_len_b: int = 200
+    """See ``max_len_a``."""
 
 
 _PRESETS: dict[str, dict[str, int]] = {

@@ -10,41 +10,54 @@ w2vbert_tiny 2    64    128   4      (tests)
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from avsr.config import ConfigError, from_dict, to_dict
-from avsr.errors import UserError
+from avsr.config import ConfigError
+from avsr.models.audio_encoder import EncoderConfigBase, config_of_arch
 
 
 @dataclass(kw_only=True)
-class W2vBertConfig:
+class W2vBertConfig(EncoderConfigBase):
     """Shape of a w2v-BERT 2.0 encoder (HF ``Wav2Vec2BertModel``, relative-key attention)."""
 
     arch: str = "custom"
+    """Name of the shape (``w2vbert_2``, ``w2vbert_tiny`` or ``custom``)."""
     family: str = "w2vbert"
+    """Encoder family written into saved configs (always ``w2vbert``)."""
     model_dim: int = 1024
+    """Width of the conformer blocks."""
     num_layers: int = 24
+    """Number of conformer blocks."""
     num_heads: int = 16
+    """Attention heads per block."""
     ffn_dim: int = 4096
+    """Inner width of the feed-forward networks."""
     conv_kernel: int = 31
     """Depthwise (causal) convolution kernel of the conformer convolution module."""
     left_max_positions: int = 64
+    """Clamp of the relative distances to the left (``relative_key`` attention)."""
     right_max_positions: int = 8
-    """Clamp of the relative distances of the ``relative_key`` attention."""
+    """Clamp of the relative distances to the right (``relative_key`` attention)."""
     n_mels: int = 80
+    """Mel bins of the fixed filterbank."""
     stack: int = 2
     """Filterbank frames stacked per encoder frame (2: 160 dims at 50 Hz)."""
     dropout: float = 0.0
     """Dropout on block outputs (HF ``hidden_dropout``)."""
     attn_dropout: float = 0.0
+    """Dropout on the attention weights and the attention output."""
     ffn_dropout: float = 0.0
+    """Dropout on the FFN inner activations."""
     conv_dropout: float = 0.1
+    """Dropout on the convolution module output."""
     feature_dropout: float = 0.0
+    """Dropout on the projected filterbank features."""
     layer_drop: float = 0.0
+    """Probability of skipping a whole block in training (LayerDrop)."""
     layer_norm_eps: float = 1e-5
+    """Epsilon of every LayerNorm."""
 
     @property
     def feature_dim(self) -> int:
@@ -69,15 +82,6 @@ class W2vBertConfig:
         if self.family != "w2vbert":
             raise ConfigError(f"family must be 'w2vbert', got {self.family!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> W2vBertConfig:
-        cfg = from_dict(cls, data)
-        cfg.validate()
-        return cfg
-
 
 W2VBERT_ARCHS: dict[str, Callable[[], W2vBertConfig]] = {
     "w2vbert_2": lambda: W2vBertConfig(arch="w2vbert_2"),
@@ -94,12 +98,5 @@ W2VBERT_ARCHS: dict[str, Callable[[], W2vBertConfig]] = {
 
 
 def w2vbert_arch_config(name: str, **overrides: Any) -> W2vBertConfig:
-    if name not in W2VBERT_ARCHS:
-        raise UserError(
-            f"unknown w2v-BERT arch '{name}' (known: {', '.join(sorted(W2VBERT_ARCHS))})"
-        )
-    cfg = W2VBERT_ARCHS[name]()
-    if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    cfg.validate()
-    return cfg
+    """The config of a named w2v-BERT shape, with optional field overrides."""
+    return config_of_arch(W2VBERT_ARCHS, name, overrides, what="w2v-BERT")

@@ -21,7 +21,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-SAMPLE_RATE = 16000
+from avsr.audio import SAMPLE_RATE
+
 WIN = 400
 HOP = 160
 N_FFT = 512

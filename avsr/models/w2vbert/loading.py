@@ -1,29 +1,29 @@
-"""Load w2v-BERT 2.0 encoders: HF ``Wav2Vec2BertModel`` / ``Wav2Vec2BertForCTC`` dirs and the
-project's model dir (kind ``encoder``, config ``w2vbert``).
+"""Read w2v-BERT 2.0 encoders: HF ``Wav2Vec2BertModel`` / ``Wav2Vec2BertForCTC`` dirs, and
+project-named weights (:func:`assemble`).
 
-:func:`avsr.models.xlsr.load_encoder` dispatches here for HF dirs whose ``model_type`` is
-``wav2vec2-bert`` and for project dirs with a ``w2vbert`` config, so every loader of
+The family handler (:mod:`avsr.models.w2vbert.family`) routes HF dirs whose ``model_type``
+is ``wav2vec2-bert`` and project dirs with a ``w2vbert`` config here, so every loader of
 audio encoders (``avsr model info|convert``, the AV model) accepts w2v-BERT.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from avsr.checkpoint import load_model_dir, read_model_config, save_model_dir
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
+from avsr.models.audio_encoder import same_structure
+from avsr.models.state_dicts import KeyMapError, compare_state, convert_keys, read_hf_weights
 from avsr.models.w2vbert.config import W2VBERT_ARCHS, W2vBertConfig
 from avsr.models.w2vbert.model import W2vBertEncoder
-from avsr.models.xlsr import keymaps
 
 log = get_logger(__name__)
 
-KIND = "encoder"
 MODEL_TYPE = "wav2vec2-bert"
 
 HF_TABLE: list[tuple[str, str]] = [
@@ -80,12 +80,9 @@ _STRUCTURE = ("model_dim", "num_layers", "num_heads", "ffn_dim", "conv_kernel")
 
 
 def _name_arch(cfg: W2vBertConfig) -> W2vBertConfig:
-    for name, factory in W2VBERT_ARCHS.items():
-        ref = factory()
-        if all(getattr(ref, k) == getattr(cfg, k) for k in _STRUCTURE):
-            cfg.arch = name
-            return cfg
-    cfg.arch = "custom"
+    """Set ``cfg.arch`` to the first named shape of the same structure (else ``custom``)."""
+    names = same_structure(W2VBERT_ARCHS, cfg, _STRUCTURE)
+    cfg.arch = names[0] if names else "custom"
     return cfg
 
 
@@ -100,26 +97,17 @@ def assemble(
     if "mask_emb" not in state:
         log.warning("%s: no mask embedding in the checkpoint; initialising it randomly", where)
         state["mask_emb"] = torch.empty(config.model_dim).uniform_()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    bad = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
-    if missing or unexpected or bad:
-        raise UserError(
-            f"{where}: weights do not fit the w2v-BERT config: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}, shape mismatch {bad[:5]}"
-        )
+    diff = compare_state(expected, state)
+    if diff:
+        raise UserError(f"{where}: weights do not fit the w2v-BERT config: {diff.summary()}")
     model.load_state_dict({k: v.float() for k, v in state.items()}, assign=True)
     return model.eval()
 
 
 def load_hf_w2vbert(path: Path, hf: Mapping[str, Any]) -> W2vBertEncoder:
     """An HF ``Wav2Vec2BertModel`` / ``...ForCTC`` dir (config.json already read as ``hf``)."""
-    from avsr.models.xlsr.loading import _read_hf_weights
-
     config = config_from_hf(hf, str(path / "config.json"))
-    state = _read_hf_weights(path)
-    import re
-
+    state = read_hf_weights(path)
     bad = [
         k
         for k in state
@@ -128,24 +116,7 @@ def load_hf_w2vbert(path: Path, hf: Mapping[str, Any]) -> W2vBertEncoder:
     if bad:
         raise UserError(f"{path}: adapter / intermediate FFN weights are not supported ({bad[0]})")
     try:
-        mapped = keymaps.convert_keys(state, HF_TABLE, prefixes=HF_PREFIXES, ignore=HF_IGNORE)
-    except keymaps.KeyMapError as exc:
+        mapped = convert_keys(state, HF_TABLE, prefixes=HF_PREFIXES, ignore=HF_IGNORE)
+    except KeyMapError as exc:
         raise UserError(f"{path}: {exc}") from exc
     return assemble(config, mapped, path)
-
-
-def save_w2vbert(encoder: W2vBertEncoder, path: str | Path) -> Path:
-    """Write a project model dir (kind ``encoder``, config section ``w2vbert``)."""
-    return save_model_dir(
-        path, encoder.state_dict(), {"w2vbert": encoder.config.to_dict()}, kind=KIND
-    )
-
-
-def load_project_w2vbert(path: Path) -> W2vBertEncoder:
-    cfg = read_model_config(path)
-    state, _ = load_model_dir(path)
-    try:
-        config = W2vBertConfig.from_dict(cfg["w2vbert"])
-    except (KeyError, ValueError) as exc:
-        raise UserError(f"{path}/config.yaml: {exc}") from exc
-    return assemble(config, state, path)

@@ -30,7 +30,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from avsr.models.w2vbert.config import W2vBertConfig
+from avsr.models.audio_encoder import AudioEncoderBase
+from avsr.models.w2vbert.config import W2vBertConfig, w2vbert_arch_config
 from avsr.models.w2vbert.fbank import W2vBertFbank, output_frames
 
 if TYPE_CHECKING:
@@ -153,8 +154,11 @@ class ConformerStack(nn.Module):
         self.layer_drop_p = cfg.layer_drop
 
 
-class W2vBertEncoder(nn.Module):
-    """w2v-BERT 2.0: waveform (B, S) -> features (B, T, model_dim) at 50 Hz."""
+class W2vBertEncoder(AudioEncoderBase):
+    """w2v-BERT 2.0: waveform (B, S) -> features (B, T, model_dim) at 50 Hz.
+
+    ``feature_dim`` is the width of the stacked filterbank features (160).
+    """
 
     def __init__(self, config: W2vBertConfig) -> None:
         super().__init__()
@@ -168,23 +172,8 @@ class W2vBertEncoder(nn.Module):
     def family(self) -> str:
         return "w2vbert"
 
-    @property
-    def feature_dim(self) -> int:
-        return self.config.feature_dim
-
-    @property
-    def model_dim(self) -> int:
-        return self.config.model_dim
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_layers
-
     def frame_count(self, n_samples: int) -> int:
         return output_frames(int(n_samples), self.config.stack)
-
-    def frame_counts(self, seq_lens: Tensor) -> Tensor:
-        return torch.tensor([self.frame_count(int(n)) for n in seq_lens.tolist()], dtype=torch.long)
 
     def extract_features(
         self, wav: Tensor, seq_lens: Tensor | None = None
@@ -230,25 +219,10 @@ class W2vBertEncoder(nn.Module):
             seqs = self.encoder.layers[idx](seqs, pad_arg)
         return seqs.masked_fill(padding[..., None], 0.0)
 
-    def forward(
-        self,
-        wav: Tensor,
-        seq_lens: Tensor | None = None,
-        layer: int | None = None,
-        *,
-        normalize: bool = False,
-    ) -> tuple[Tensor, Tensor]:
-        """wav (B, S), seq_lens (B,) -> (feats (B, T, model_dim), feat_lens (B,)).
-
-        ``normalize`` is accepted for interface compatibility and has no effect: the
-        filterbank is normalised per utterance and mel bin (a waveform gain or offset
-        cancels out).
-        """
-        del normalize
-        feats, layout = self.extract_features(wav, seq_lens)
-        seqs = self.encode(self.project(feats), layout, layer)
-        feat_lens = torch.tensor(list(layout.seq_lens), dtype=torch.long, device=seqs.device)
-        return seqs, feat_lens
+    def _input_waveform(self, wav: Tensor, seq_lens: Tensor, normalize: bool) -> Tensor:
+        """``normalize`` has no effect: the filterbank is normalised per utterance and mel bin
+        (a waveform gain or offset cancels out)."""
+        return wav
 
     def forward_features(
         self, feats: Tensor, feat_lens: Tensor, layer: int | None = None
@@ -259,15 +233,9 @@ class W2vBertEncoder(nn.Module):
         layout = BatchLayout.of(feats, [int(n) for n in feat_lens.tolist()])
         return self.encode(self.project(feats), layout, layer)
 
-    def num_parameters(self, *, include_mask_emb: bool = False) -> int:
-        n = sum(p.numel() for name, p in self.named_parameters() if name != "mask_emb")
-        return n + (self.mask_emb.numel() if include_mask_emb else 0)
-
 
 def build_w2vbert(config: W2vBertConfig | str, **kw: Any) -> W2vBertEncoder:
-    """A randomly initialised encoder of a config or arch name."""
-    from avsr.models.w2vbert.config import w2vbert_arch_config
-
+    """A randomly initialised encoder of a config or arch name (``device="meta"`` for a dry run)."""
     cfg = w2vbert_arch_config(config) if isinstance(config, str) else config
     if kw.get("device") is not None and torch.device(kw["device"]).type == "meta":
         with torch.device("meta"):

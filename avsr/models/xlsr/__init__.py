@@ -1,4 +1,4 @@
-"""XLS-R-family audio encoders on fairseq2 0.8.1's wav2vec 2.0 building blocks.
+"""XLS-R-family (wav2vec 2.0) audio encoders on fairseq2 0.8.1's wav2vec 2.0 building blocks.
 
 Public API::
 
@@ -8,7 +8,10 @@ Public API::
                                    # forward(wav, seq_lens, layer=None, *, normalize=False)
     build_encoder(config | arch, *, device=None, dtype=None)
     normalize_waveform(wav, seq_lens)
-    save_encoder(encoder, dir), load_encoder(path), resolve_encoder(path_or_arch)
+    WAV2VEC2_FAMILY                # this family's handler in avsr.models.families
+
+Loading and saving in any format, for every family: :mod:`avsr.models.encoders`
+(``load_encoder``, ``save_encoder``, ``resolve_encoder``).
 """
 
 from avsr.models.xlsr.config import (
@@ -18,21 +21,18 @@ from avsr.models.xlsr.config import (
     arch_config,
     register_arch,
 )
-from avsr.models.xlsr.loading import detect_format, load_encoder, resolve_encoder, save_encoder
+from avsr.models.xlsr.family import WAV2VEC2_FAMILY
 from avsr.models.xlsr.model import XlsrEncoder, build_encoder, conv_frame_count, normalize_waveform
 
 __all__ = [
     "ARCHS",
     "DEFAULT_UNIT_LAYER",
+    "WAV2VEC2_FAMILY",
     "EncoderConfig",
     "XlsrEncoder",
     "arch_config",
     "build_encoder",
     "conv_frame_count",
-    "detect_format",
-    "load_encoder",
     "normalize_waveform",
     "register_arch",
-    "resolve_encoder",
-    "save_encoder",
 ]

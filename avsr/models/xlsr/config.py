@@ -11,7 +11,7 @@ xlsr_2b    48     1920  7680  16
 tiny       4      128   256   4      (CPU tests and the demo)
 ========== ====== ===== ===== =====
 
-The other wav2vec 2.0-family encoders (issue 9; ``docs/encoders.md``):
+The other wav2vec 2.0-family encoders (``docs/encoders.md``):
 
 ================ ====== ===== ===== ===== ======== ========= =========
 arch             layers dim   ffn   heads norm     extractor conv bias
@@ -41,8 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from avsr.config import ConfigError, from_dict, to_dict
-from avsr.errors import UserError
+from avsr.config import ConfigError
+from avsr.models.audio_encoder import EncoderConfigBase, config_of_arch, same_structure
 
 CONV_KERNELS: tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDES: tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
@@ -54,21 +54,26 @@ def conv_stack(channels: int) -> list[tuple[int, int, int]]:
 
 
 @dataclass(kw_only=True)
-class EncoderConfig:
+class EncoderConfig(EncoderConfigBase):
     """Shape and regularisation of an XLS-R-style (wav2vec 2.0) audio encoder."""
 
     arch: str = "custom"
     """Name of the shape (``xlsr_300m``, ``xlsr_1b``, ``xlsr_2b``, ``tiny``, or ``custom``)."""
 
     model_dim: int = 1024
+    """Width of the Transformer (and of the projected CNN features)."""
     num_layers: int = 24
+    """Number of Transformer blocks."""
     num_heads: int = 16
+    """Attention heads per block."""
     ffn_dim: int = 4096
+    """Inner width of the feed-forward networks."""
 
     conv_layers: list[tuple[int, int, int]] = field(default_factory=lambda: conv_stack(512))
     """CNN feature extractor: ``(output channels, kernel, stride)`` per layer."""
 
     conv_bias: bool = True
+    """Whether the CNN convolutions have a bias."""
     extractor_norm: Literal["layer", "group"] = "layer"
     """``layer``: LayerNorm after every conv (XLS-R); ``group``: GroupNorm after the first only."""
 
@@ -77,20 +82,26 @@ class EncoderConfig:
     with a LayerNorm before the first block (wav2vec 2.0 base)."""
 
     pos_conv_kernel: int = 128
+    """Kernel of the convolutional position encoder."""
     pos_conv_groups: int = 16
+    """Groups of the convolutional position encoder."""
     pos_conv_depth: int = 1
+    """Layers of the convolutional position encoder (1 only)."""
 
     dropout: float = 0.1
     """Dropout on block outputs and on the front-end output."""
     attn_dropout: float = 0.1
+    """Dropout on the attention weights."""
     ffn_dropout: float = 0.0
     """Dropout on the FFN inner activations."""
     feature_dropout: float = 0.0
     """Dropout on the projected CNN features (fairseq ``dropout_input``)."""
     layer_drop: float = 0.0
+    """Probability of skipping a whole block in training (LayerDrop)."""
     feature_grad_scale: float = 1.0
     """Gradient scale of the CNN (fairseq ``feature_grad_mult``)."""
     max_seq_len: int = 4096
+    """Longest sequence (frames) the encoder accepts."""
 
     @property
     def feature_dim(self) -> int:
@@ -127,15 +138,8 @@ class EncoderConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EncoderConfig:
-        cfg = from_dict(cls, data)
-        cfg.conv_layers = [tuple(int(x) for x in c) for c in cfg.conv_layers]  # type: ignore[misc]
-        cfg.validate()
-        return cfg
+    def _after_read(self) -> None:
+        self.conv_layers = [tuple(int(x) for x in c) for c in self.conv_layers]  # type: ignore[misc]
 
 
 def _xlsr(arch: str, dim: int, layers: int, ffn: int) -> EncoderConfig:
@@ -212,12 +216,7 @@ STRUCTURE_FIELDS: tuple[str, ...] = (
 
 def equivalent_archs(config: EncoderConfig) -> list[str]:
     """Registered arch names whose structure (:data:`STRUCTURE_FIELDS`) equals ``config``'s."""
-    out = []
-    for name, factory in ARCHS.items():
-        ref = factory()
-        if all(getattr(ref, k) == getattr(config, k) for k in STRUCTURE_FIELDS):
-            out.append(name)
-    return out
+    return same_structure(ARCHS, config, STRUCTURE_FIELDS)
 
 
 DEFAULT_UNIT_LAYER: dict[str, int] = {
@@ -243,10 +242,4 @@ def register_arch(name: str, factory: Callable[[], EncoderConfig]) -> None:
 
 def arch_config(name: str, **overrides: Any) -> EncoderConfig:
     """The config of a named shape, with optional field overrides."""
-    if name not in ARCHS:
-        raise UserError(f"unknown encoder arch '{name}' (known: {', '.join(sorted(ARCHS))})")
-    cfg = ARCHS[name]()
-    if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
-    cfg.validate()
-    return cfg
+    return config_of_arch(ARCHS, name, overrides, what="encoder")

@@ -8,7 +8,7 @@ again in the backward pass. Here GELU (element-wise) runs before the transpose b
 and the result is made contiguous once with a plain 2-D transpose copy. On one CPU
 thread the tiny encoder's CNN forward + backward is 1.2-2x faster
 (``benchmarks/step_speedups.py`` prints the ratio; 1.23 on an idle machine); outputs
-and gradients are equal up to float rounding (``tests/test_xlsr_model.py``).
+and gradients are equal up to float rounding (``tests/avsr/models/test_xlsr_model.py``).
 """
 
 from __future__ import annotations

@@ -4,18 +4,12 @@ Project names are those of :class:`~avsr.models.xlsr.model.XlsrEncoder`'s state 
 ``frontend.*`` (fairseq2 ``Wav2Vec2Frontend``), ``encoder.*`` (fairseq2
 ``StandardTransformerEncoder``) and ``mask_emb``.
 
-A table is a list of ``(pattern, replacement)``; the first pattern that matches
-(``re.fullmatch``) renames the key. Keys matched by an *ignore* pattern (heads,
-quantizers) are dropped; any other unmatched key is an error.
+Tables are applied with :func:`avsr.models.state_dicts.convert_keys`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-KeyTable = Sequence[tuple[str, str]]
 
 _FE = "frontend.feature_extractor.layers"
 _L = "encoder.layers"
@@ -164,49 +158,3 @@ def fairseq2_table() -> list[tuple[str, str]]:
 
 
 FAIRSEQ2_IGNORE: tuple[str, ...] = (r"quantizer\..*", r"final_proj\..*", r"final_target_proj\..*")
-
-
-class KeyMapError(ValueError):
-    """Keys that no table entry maps and no ignore pattern drops."""
-
-    def __init__(self, unmapped: list[str]) -> None:
-        self.unmapped = unmapped
-        shown = ", ".join(unmapped[:10]) + (
-            f" (+{len(unmapped) - 10} more)" if len(unmapped) > 10 else ""
-        )
-        super().__init__(f"unexpected keys: {shown}")
-
-
-def convert_keys(
-    state: Mapping[str, Any],
-    table: KeyTable,
-    *,
-    prefixes: Sequence[str] = (),
-    ignore: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Rename every key of ``state`` with ``table``; strip ``prefixes``; drop ``ignore`` keys.
-
-    Raises :class:`KeyMapError` listing keys that match nothing.
-    """
-    compiled = [(re.compile(p), r) for p, r in table]
-    ignored = [re.compile(p) for p in ignore]
-    out: dict[str, Any] = {}
-    unmapped: list[str] = []
-    for key, value in state.items():
-        name = key
-        for prefix in prefixes:
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-                break
-        if any(p.fullmatch(name) for p in ignored):
-            continue
-        for pattern, repl in compiled:
-            m = pattern.fullmatch(name)
-            if m is not None:
-                out[m.expand(repl)] = value
-                break
-        else:
-            unmapped.append(key)
-    if unmapped:
-        raise KeyMapError(unmapped)
-    return out

@@ -1,19 +1,20 @@
-"""Save and load encoders: the project's model dir, HF transformers dirs, fairseq1/fairseq2 ``.pt``.
+"""Read wav2vec 2.0-family checkpoints: HF transformers dirs and fairseq1/fairseq2 ``.pt`` files.
 
-:func:`load_encoder` detects the format of ``path``:
-
-- a project model dir (``config.yaml`` + ``model.safetensors``, kind ``encoder``);
 - an HF transformers dir (``config.json`` + ``model.safetensors`` / ``pytorch_model.bin``,
-  possibly sharded) of ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` / ``Wav2Vec2ForCTC``;
+  possibly sharded) of ``Wav2Vec2Model`` / ``Wav2Vec2ForPreTraining`` / ``Wav2Vec2ForCTC``:
+  :func:`load_hf_xlsr`;
 - a fairseq1 checkpoint file (weights under ``model``, config under ``cfg`` or ``args``),
-  read without running pickled code (:mod:`avsr.models.xlsr.safe_load`); a fairseq2
-  wav2vec 2.0 checkpoint (``encoder_frontend.*`` names) is accepted too.
+  read without running pickled code (:mod:`avsr.models.safe_load`); a fairseq2
+  wav2vec 2.0 checkpoint (``encoder_frontend.*`` names) is accepted too:
+  :func:`load_fairseq_file`.
+
+The format of a path is detected, and the project format read and written, by
+:mod:`avsr.models.encoders` for every family.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,47 +22,21 @@ from typing import Any
 
 import torch
 
-from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, save_model_dir
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
+from avsr.models.safe_load import plain, safe_torch_load
+from avsr.models.state_dicts import (
+    KeyMapError,
+    StateMismatch,
+    compare_state,
+    convert_keys,
+    read_hf_weights,
+)
 from avsr.models.xlsr import keymaps
-from avsr.models.xlsr.config import ARCHS, EncoderConfig, arch_config, equivalent_archs
-from avsr.models.xlsr.model import XlsrEncoder, build_encoder
-from avsr.models.xlsr.safe_load import plain, safe_torch_load
+from avsr.models.xlsr.config import CONV_STRIDES, EncoderConfig, equivalent_archs
+from avsr.models.xlsr.model import XlsrEncoder
 
 log = get_logger(__name__)
-
-KIND = "encoder"
-
-
-# -- project format ---------------------------------------------------------------
-
-
-def save_encoder(encoder: XlsrEncoder, path: str | Path) -> Path:
-    """Write ``encoder`` as a project model dir (kind ``encoder``)."""
-    if getattr(encoder, "family", "wav2vec2") == "w2vbert":
-        from avsr.models.w2vbert.loading import save_w2vbert
-
-        return save_w2vbert(encoder, path)  # type: ignore[arg-type]
-    return save_model_dir(
-        path, encoder.state_dict(), {"encoder": encoder.config.to_dict()}, kind=KIND
-    )
-
-
-def _load_project(path: Path) -> XlsrEncoder:
-    cfg = read_model_config(path)
-    if cfg.get("kind") == KIND and "w2vbert" in cfg:  # w2v-BERT 2.0 (avsr.models.w2vbert)
-        from avsr.models.w2vbert.loading import load_project_w2vbert
-
-        return load_project_w2vbert(path)  # type: ignore[return-value]
-    if cfg.get("kind") != KIND or "encoder" not in cfg:
-        raise UserError(f"{path}: a '{cfg.get('kind')}' model dir, not an encoder (kind '{KIND}')")
-    state, _ = load_model_dir(path)
-    try:
-        config = EncoderConfig.from_dict(cfg["encoder"])
-    except ValueError as exc:
-        raise UserError(f"{path}/config.yaml: {exc}") from exc
-    return _assemble(config, state, path)
 
 
 # -- HF transformers -----------------------------------------------------------------
@@ -116,49 +91,10 @@ def config_from_hf(hf: Mapping[str, Any], where: str = "config.json") -> Encoder
     return _name_arch(cfg)
 
 
-def _read_hf_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    def one(file: Path) -> dict[str, torch.Tensor]:
-        if file.suffix == ".safetensors":
-            try:
-                return load_file(str(file))
-            except (SafetensorError, OSError) as exc:
-                raise UserError(f"{file}: cannot read safetensors weights: {exc}") from exc
-        state = safe_torch_load(file)
-        if not isinstance(state, dict):
-            raise UserError(f"{file}: not a state dict")
-        return state
-
-    for single in ("model.safetensors", "pytorch_model.bin"):
-        if (path / single).is_file():
-            return one(path / single)
-    for index in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index).is_file():
-            try:
-                weight_map = json.loads((path / index).read_text(encoding="utf-8"))["weight_map"]
-            except (ValueError, KeyError) as exc:
-                raise UserError(f"{path / index}: not a weight index ({exc})") from exc
-            state: dict[str, torch.Tensor] = {}
-            for shard in sorted(set(weight_map.values())):
-                state.update(one(path / shard))
-            return state
-    raise UserError(f"{path}: HF model dir without model.safetensors or pytorch_model.bin")
-
-
-def _load_hf(path: Path) -> XlsrEncoder:
-    cfg_file = path / "config.json"
-    try:
-        hf = json.loads(cfg_file.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{cfg_file}: not valid JSON: {exc}") from exc
-    if hf.get("model_type") == "wav2vec2-bert":  # w2v-BERT 2.0 (avsr.models.w2vbert)
-        from avsr.models.w2vbert.loading import load_hf_w2vbert
-
-        return load_hf_w2vbert(path, hf)  # type: ignore[return-value]
-    config = config_from_hf(hf, str(cfg_file))
-    state = _read_hf_weights(path)
+def load_hf_xlsr(path: Path, hf: Mapping[str, Any]) -> XlsrEncoder:
+    """An HF ``Wav2Vec2Model`` / ``...ForPreTraining`` / ``...ForCTC`` dir (config.json read as ``hf``)."""
+    config = config_from_hf(hf, str(path / "config.json"))
+    state = read_hf_weights(path)
     adapters = [k for k in state if keymaps.is_hf_adapter(k)]
     if adapters:
         # MMS-1B-all: per-language attention adapters in every block. The pretrained
@@ -172,12 +108,10 @@ def _load_hf(path: Path) -> XlsrEncoder:
         )
     table = keymaps.hf_table(extractor_norm=config.extractor_norm, norm_order=config.norm_order)
     try:
-        mapped = keymaps.convert_keys(
-            state, table, prefixes=keymaps.HF_PREFIXES, ignore=keymaps.HF_IGNORE
-        )
-    except keymaps.KeyMapError as exc:
+        mapped = convert_keys(state, table, prefixes=keymaps.HF_PREFIXES, ignore=keymaps.HF_IGNORE)
+    except KeyMapError as exc:
         raise UserError(f"{path}: {exc}") from exc
-    return _assemble(config, mapped, path)
+    return assemble(config, mapped, path)
 
 
 # -- fairseq1 / fairseq2 ---------------------------------------------------------
@@ -274,8 +208,6 @@ def infer_config(
     the standard wav2vec 2.0 ones for a 7-layer CNN, and the head count is
     ``num_heads`` or 16 (XLS-R) for widths >= 1024, else ``model_dim // 64``.
     """
-    from avsr.models.xlsr.config import CONV_STRIDES
-
     try:
         conv_ids = sorted(
             {
@@ -317,19 +249,18 @@ def infer_config(
     return _name_arch(cfg)
 
 
-def _load_torch_file(path: Path) -> XlsrEncoder:
+def load_fairseq_file(path: Path) -> XlsrEncoder:
+    """A fairseq1 (config under ``cfg`` / ``args``, or none) or fairseq2 wav2vec 2.0 ``.pt`` file."""
     ckpt = safe_torch_load(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise UserError(f"{path}: not a fairseq checkpoint (no 'model' state dict)")
     state = {k: v for k, v in ckpt["model"].items() if isinstance(v, torch.Tensor)}
     if any(k.startswith("encoder_frontend.") for k in state):  # fairseq2 layout
         try:
-            mapped = keymaps.convert_keys(
-                state, keymaps.fairseq2_table(), ignore=keymaps.FAIRSEQ2_IGNORE
-            )
-        except keymaps.KeyMapError as exc:
+            mapped = convert_keys(state, keymaps.fairseq2_table(), ignore=keymaps.FAIRSEQ2_IGNORE)
+        except KeyMapError as exc:
             raise UserError(f"{path}: {exc}") from exc
-        return _assemble(infer_config(mapped, where=str(path)), mapped, path)
+        return assemble(infer_config(mapped, where=str(path)), mapped, path)
     model_cfg = _fairseq1_model_cfg(ckpt, str(path))
     if model_cfg is not None:
         config = config_from_fairseq1(model_cfg, str(path))
@@ -350,48 +281,31 @@ def _load_torch_file(path: Path) -> XlsrEncoder:
         config = None
     table = keymaps.fairseq1_table(**norms)
     try:
-        mapped = keymaps.convert_keys(
+        mapped = convert_keys(
             state, table, prefixes=keymaps.FAIRSEQ1_PREFIXES, ignore=keymaps.FAIRSEQ1_IGNORE
         )
-    except keymaps.KeyMapError as exc:
+    except KeyMapError as exc:
         raise UserError(f"{path}: {exc}") from exc
     if config is None:
         config = infer_config(mapped, where=str(path))
-    return _assemble(config, mapped, path)
+    return assemble(config, mapped, path)
 
 
 # -- common ------------------------------------------------------------------------
 
 
-def _assemble(config: EncoderConfig, state: Mapping[str, torch.Tensor], where: Path) -> XlsrEncoder:
+def assemble(config: EncoderConfig, state: Mapping[str, torch.Tensor], where: Path) -> XlsrEncoder:
     """Build the model on the meta device and load ``state`` into it, checking every key and shape."""
     with torch.device("meta"):
         model = XlsrEncoder(config)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    diff = compare_state(expected, state)
+    missing = diff.missing
     if missing == ["mask_emb"]:
         log.warning("%s: no mask embedding in the checkpoint; initialising it randomly", where)
         state = {**state, "mask_emb": torch.empty(config.model_dim).uniform_()}
         missing = []
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} vs expected {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and tuple(state[k].shape) != tuple(v.shape)
-    ]
-    problems = []
-    if mismatched:
-        problems.append("shape mismatch: " + "; ".join(mismatched[:20]))
-    if missing:
-        problems.append(
-            "missing keys: " + ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
-        )
-    if unexpected:
-        problems.append(
-            "unexpected keys: "
-            + ", ".join(unexpected[:20])
-            + (" ..." if len(unexpected) > 20 else "")
-        )
+    problems = _problems(diff, missing, expected, state)
     if problems:
         raise UserError(
             f"{where}: weights do not fit the {config.arch} encoder config: " + " | ".join(problems)
@@ -402,42 +316,26 @@ def _assemble(config: EncoderConfig, state: Mapping[str, torch.Tensor], where: P
     return model.eval()
 
 
-def detect_format(path: str | Path) -> str:
-    """``project``, ``hf`` or ``torch`` (a ``.pt`` checkpoint file); UserError otherwise."""
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such file or directory")
-    if path.is_dir():
-        if is_model_dir(path):
-            return "project"
-        if (path / "config.json").is_file():
-            return "hf"
-        raise UserError(
-            f"{path}: neither an xlavsr model dir (config.yaml + model.safetensors) nor an HF dir (config.json)"
-        )
-    return "torch"
+def _problems(
+    diff: StateMismatch,
+    missing: list[str],
+    expected: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+) -> list[str]:
+    """The parts of the error message of :func:`assemble` (up to 20 names each)."""
 
+    def listed(keys: list[str]) -> str:
+        return ", ".join(keys[:20]) + (" ..." if len(keys) > 20 else "")
 
-def load_encoder(path: str | Path) -> XlsrEncoder:
-    """Load an encoder in any supported format (see module docs); eval mode, fp32, CPU."""
-    path = Path(path)
-    fmt = detect_format(path)
-    if fmt == "project":
-        model = _load_project(path)
-    elif fmt == "hf":
-        model = _load_hf(path)
-    else:
-        model = _load_torch_file(path)
-    log.info("loaded %s encoder (%s format) from %s", model.config.arch, fmt, path)
-    return model
-
-
-def resolve_encoder(spec: str, *, seed: int = 0) -> XlsrEncoder:
-    """An encoder from a path, or a randomly initialised one from an arch name (seeded)."""
-    if spec in ARCHS and not Path(spec).exists():
-        log.warning(
-            "'%s' is an arch name: using randomly initialised weights (seed %d)", spec, seed
-        )
-        torch.manual_seed(seed)
-        return build_encoder(arch_config(spec)).eval()
-    return load_encoder(spec)
+    problems = []
+    if diff.mismatched:
+        shapes = [
+            f"{k} {tuple(state[k].shape)} vs expected {tuple(expected[k].shape)}"
+            for k in diff.mismatched
+        ]
+        problems.append("shape mismatch: " + "; ".join(shapes[:20]))
+    if missing:
+        problems.append("missing keys: " + listed(missing))
+    if diff.unexpected:
+        problems.append("unexpected keys: " + listed(diff.unexpected))
+    return problems

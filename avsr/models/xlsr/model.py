@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from avsr.models.xlsr.config import EncoderConfig
+from avsr.models.audio_encoder import AudioEncoderBase
+from avsr.models.xlsr.config import EncoderConfig, arch_config
 
 if TYPE_CHECKING:
     from fairseq2.models.transformer import StandardTransformerEncoder
@@ -88,8 +89,11 @@ def normalize_waveform(wav: Tensor, seq_lens: Tensor | None = None, eps: float =
     return (wav - mean) / torch.sqrt(var + eps) * mask
 
 
-class XlsrEncoder(nn.Module):
-    """wav2vec 2.0 / XLS-R encoder: waveform (B, S) -> features (B, T, D) at 50 Hz."""
+class XlsrEncoder(AudioEncoderBase):
+    """wav2vec 2.0 / XLS-R encoder: waveform (B, S) -> features (B, T, D) at 50 Hz.
+
+    ``feature_dim`` is the channel count of the CNN features (512 for XLS-R).
+    """
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
@@ -108,26 +112,9 @@ class XlsrEncoder(nn.Module):
         # (fairseq1 ``mask_emb``, HF ``masked_spec_embed``).
         self.mask_emb = nn.Parameter(torch.empty(config.model_dim).uniform_())
 
-    @property
-    def feature_dim(self) -> int:
-        """Channels of the CNN features (512 for XLS-R)."""
-        return self.config.feature_dim
-
-    @property
-    def model_dim(self) -> int:
-        return self.config.model_dim
-
-    @property
-    def num_layers(self) -> int:
-        return self.config.num_layers
-
     def frame_count(self, n_samples: int) -> int:
         """Number of output frames for ``n_samples`` waveform samples (CNN output length)."""
         return conv_frame_count(n_samples, self.config.conv_layers)
-
-    def frame_counts(self, seq_lens: Tensor) -> Tensor:
-        """(B,) sample counts -> (B,) frame counts."""
-        return torch.tensor([self.frame_count(int(n)) for n in seq_lens.tolist()], dtype=torch.long)
 
     # -- pieces (used by the audio-visual model) ---------------------------------
 
@@ -193,39 +180,15 @@ class XlsrEncoder(nn.Module):
             seqs = seqs * (layout.position_indices >= 0).unsqueeze(-1).to(seqs.dtype)
         return seqs
 
-    def forward(
-        self,
-        wav: Tensor,
-        seq_lens: Tensor | None = None,
-        layer: int | None = None,
-        *,
-        normalize: bool = False,
-    ) -> tuple[Tensor, Tensor]:
-        """wav (B, S), seq_lens (B,) -> (feats (B, T, model_dim), feat_lens (B,)).
-
-        ``layer=N``: output of block N without the final LayerNorm (early exit);
-        ``layer=None``: all blocks + final LayerNorm. ``normalize=True`` applies
-        :func:`normalize_waveform` first (what XLS-R expects on raw audio).
-        """
-        if seq_lens is None:
-            seq_lens = torch.full((wav.shape[0],), wav.shape[1], dtype=torch.long)
-        if normalize:
-            wav = normalize_waveform(wav, seq_lens)
-        feats, layout = self.extract_features(wav, seq_lens)
-        seqs = self.encode(self.project(feats), layout, layer)
-        feat_lens = torch.tensor(list(layout.seq_lens), dtype=torch.long, device=seqs.device)
-        return seqs, feat_lens
+    def _input_waveform(self, wav: Tensor, seq_lens: Tensor, normalize: bool) -> Tensor:
+        """``normalize=True`` applies :func:`normalize_waveform` (what XLS-R expects on raw audio)."""
+        return normalize_waveform(wav, seq_lens) if normalize else wav
 
     def _min_samples(self) -> int:
         n = 1
         for _, kernel, stride in reversed(self.config.conv_layers):
             n = (n - 1) * stride + kernel
         return n
-
-    def num_parameters(self, *, include_mask_emb: bool = False) -> int:
-        """Parameter count of front end + encoder (the mask embedding optional)."""
-        n = sum(p.numel() for name, p in self.named_parameters() if name != "mask_emb")
-        return n + (self.mask_emb.numel() if include_mask_emb else 0)
 
 
 def build_encoder(
@@ -235,8 +198,6 @@ def build_encoder(
     dtype: torch.dtype | None = None,
 ) -> XlsrEncoder:
     """A randomly initialised encoder of a config or arch name (``device="meta"`` for a dry run)."""
-    from avsr.models.xlsr.config import arch_config
-
     cfg = arch_config(config) if isinstance(config, str) else config
     if device is not None and torch.device(device).type == "meta":
         with torch.device("meta"):

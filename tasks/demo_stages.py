@@ -1,0 +1,172 @@
+"""The stages of ``avsr demo``: where each writes and the ``avsr`` commands it runs.
+
+Each ``*_commands`` function builds one stage's command lines from the
+:class:`~tasks.demo_config.DemoConfig` and the run's :class:`DemoPaths`;
+:func:`build_stages` puts them in order.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+from tasks.demo_config import DemoConfig
+from tasks.stages import Stage, avsr_command
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+
+
+def encoder_unit_layer(encoder: str) -> int:
+    """Layer whose output is clustered: 3/4 of the depth (18 of 24, 36 of 48)."""
+    from avsr.models.encoders import load_encoder
+
+    enc = load_encoder(encoder)
+    return max(1, round(len(enc.encoder.layers) * 3 / 4))
+
+
+def set_args(overrides: list[str]) -> list[str]:
+    """``[k=v, ...]`` -> ``["--set", "k=v", ...]`` for an ``avsr`` command line."""
+    return [x for o in overrides for x in ("--set", o)]
+
+
+class DemoPaths:
+    """Where each stage of a demo run in ``out`` writes (``encoder``: ``--encoder``, a real
+    XLS-R, or None for the stage-0 encoder)."""
+
+    def __init__(self, out: Path, encoder: str | None) -> None:
+        self.out, self.encoder = out, encoder
+        self.corpus = out / "corpus"
+        self.noise = self.corpus / "noise"
+        self.data = out / "data"
+        self.stage0 = out / "stage0"
+        self.units = out / "units"
+        self.pretrained = out / "pretrain"
+        self.eval = out / "eval"
+        self.encoder_path = encoder or str(self.stage0 / "run" / "encoder")
+        """The encoder the units and AV pretraining start from."""
+
+    def finetuned(self, name: str) -> Path:
+        """Run folder of fine-tuning ``name`` (``a``, ``av`` or ``avst``)."""
+        return self.out / f"finetune_{name}"
+
+
+def _budget(cfg: DemoConfig, updates: int) -> list[str]:
+    """``--set`` pairs every training stage gets: updates, seed, batch size."""
+    return set_args([f"train.max_updates={updates}", f"train.seed={cfg.seed}", f"data.max_frames_per_batch={cfg.max_frames_per_batch}"])
+
+
+def corpus_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    c = cfg.corpus
+    cmd = avsr_command("corpus", "build", "--size", c.size, "--seed", cfg.seed, "--out", p.corpus, "--workers", c.workers)
+    if c.hours is not None:
+        cmd += ["--hours", str(c.hours)]
+    if c.langs:
+        cmd += ["--langs", *c.langs]
+    return [cmd]
+
+
+def preprocess_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    return [avsr_command("preprocess", "--input", p.corpus / "clips.tsv", "--out", p.data, "--workers", cfg.corpus.workers, "--no-progress")]
+
+
+def stage0_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    f0, k0, l0 = p.stage0 / "mfcc", p.stage0 / "kmeans", p.stage0 / "labels"
+    return [
+        *[avsr_command("features", "--manifest", p.data / f"{s}.tsv", "--encoder", "mfcc", "--out", f0) for s in ("train", "valid")],
+        avsr_command("kmeans", "fit", "--feats", f0, "--out", k0, "--k", cfg.stage0.k, "--sample-share", "1.0", "--seed", cfg.seed),
+        avsr_command("kmeans", "apply", "--model", k0, "--feats", f0, "--out", l0, "--data", p.data),
+        avsr_command("pretrain", "--stage0", "--config", CONFIGS / "stage0_tiny.yaml", "--data", p.data, "--labels", l0, "--out", p.stage0 / "run",
+                     *_budget(cfg, cfg.stage0.updates)),
+    ]
+
+
+def units_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    """Features of the encoder's unit layer and their k-means units (the encoder must exist)."""
+    layer = cfg.units.layer or encoder_unit_layer(p.encoder_path)
+    feats, km = p.units / "feats", p.units / "kmeans"
+    return [
+        *[avsr_command("features", "--manifest", p.data / f"{s}.tsv", "--encoder", p.encoder_path, "--layer", layer, "--out", feats) for s in ("train", "valid")],
+        avsr_command("kmeans", "fit", "--feats", feats, "--out", km, "--k", cfg.units.k, "--sample-share", "1.0", "--seed", cfg.seed),
+        avsr_command("kmeans", "apply", "--model", km, "--feats", feats, "--out", p.units / "labels", "--data", p.data, "--alignments", p.corpus / "alignments"),
+    ]
+
+
+def pretrain_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    return [avsr_command("pretrain", "--config", CONFIGS / "pretrain_tiny.yaml", "--data", p.data, "--labels", p.units / "labels", "--init", p.encoder_path,
+                         "--out", p.pretrained, *_budget(cfg, cfg.pretrain.updates), "--set", f"data.noise_dir={p.noise}", *set_args(cfg.pretrain.overrides))]
+
+
+def _recipe_sets(cfg: DemoConfig) -> list[str]:
+    """``--set`` pairs of the fine-tuning recipe shared by all three: vocabulary, learning rate."""
+    ft = cfg.finetune
+    sets = [f"tokenizer.vocab_size={ft.vocab_size}"] if ft.vocab_size is not None else []
+    sets += [f"optim.lr={ft.lr}"] if ft.lr is not None else []
+    return set_args(sets)
+
+
+def _ctc_sets(cfg: DemoConfig, p: DemoPaths) -> list[str]:
+    """``--set`` pairs of the two CTC fine-tunings after their budget: noise, recipe, extras."""
+    ft = cfg.finetune
+    lo, hi = ft.snr_range
+    sets = [f"data.noise_dir={p.noise}", f"data.noise_prob={ft.noise_prob}", f"data.noise_snr_range=[{lo}, {hi}]",
+            f"data.noise_start_epoch={ft.noise_start_epoch}"]
+    extra = []
+    if ft.speed_perturb is not None:
+        slo, shi = ft.speed_perturb
+        extra = set_args([f"data.speed_perturb=[{slo}, {shi}]"])
+    return set_args(sets) + _recipe_sets(cfg) + extra + set_args(ft.overrides)
+
+
+def finetune_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> list[list[str]]:
+    """The CTC fine-tuning of AVSR on ``modality`` input (``a``: video zeroed)."""
+    ft = cfg.finetune
+    updates = ft.a.updates if modality == "a" and ft.a.updates else ft.av.updates
+    return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", p.data, "--init", p.pretrained / "model",
+                         "--out", p.finetuned(modality), "--config", CONFIGS / "finetune_tiny.yaml", *_budget(cfg, updates), *_ctc_sets(cfg, p))]
+
+
+def avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    """The seq2seq fine-tuning for X->En translation of one pair."""
+    avst = cfg.finetune.avst
+    return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", p.pretrained / "model",
+                         "--out", p.finetuned("avst"), "--config", CONFIGS / "finetune_tiny_s2s.yaml", *_budget(cfg, avst.updates), "--set", "train.num_workers=0",
+                         *_recipe_sets(cfg))]
+
+
+def eval_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    """The A and AV models on the whole grid; the AVST model on clean and babble 0 dB."""
+    ev, pair = cfg.eval, cfg.finetune.avst.pair
+    extra = ["--max-clips", str(ev.max_clips)] if ev.max_clips else []
+    grid = ["--noise-dir", p.noise, "--snr", ev.snrs, "--noise", ev.noises, "--seed", cfg.seed, *extra]
+    data = ["--data", p.data]
+    return [
+        avsr_command("evaluate", "--model", p.finetuned("a") / "model", *data, "--split", "test", *grid, "--modality", "a,av", "--out", p.eval / "finetune_a"),
+        avsr_command("evaluate", "--model", p.finetuned("av") / "model", *data, "--split", "test", *grid, "--modality", "a,v,av", "--out", p.eval / "finetune_av"),
+        avsr_command("evaluate", "--model", p.finetuned("avst") / "model", *data, "--pair", pair, "--split", "test", "--noise-dir", p.noise,
+                     "--snr", "clean,0", "--noise", "babble", "--modality", "a,av", "--seed", cfg.seed, *extra, "--out", p.eval / f"finetune_avst_{pair.split('-')[0]}"),
+    ]
+
+
+def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]:
+    """The demo's stages in order; each builds its commands when it runs (the units need
+    the stage-0 encoder on disk)."""
+    p = DemoPaths(out=out, encoder=encoder)
+
+    def step(fn: Callable[..., list[list[str]]], *args: object) -> Callable[[], list[list[str]]]:
+        return functools.partial(fn, cfg, p, *args)
+
+    return [
+        Stage(name="corpus", title="build the embedded corpus", commands=step(corpus_commands)),
+        Stage(name="preprocess", title="preprocess videos -> lip ROIs, audio, manifests", commands=step(preprocess_commands)),
+        Stage(name="stage0", title="stage 0: audio-only stand-in encoder (MFCC units, masked prediction)", commands=step(stage0_commands),
+              skip_reason=f"using --encoder {encoder}" if encoder else None),
+        Stage(name="units", title="layer-N encoder features and faiss k-means units", commands=step(units_commands)),
+        Stage(name="pretrain", title="continued AV pretraining on the units", commands=step(pretrain_commands)),
+        Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=step(finetune_commands, "a"), group="finetune", nice=5),
+        Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)", commands=step(finetune_commands, "av"), group="finetune"),
+        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.finetune.avst.pair} (seq2seq)", commands=step(avst_commands), group="finetune", nice=10),
+        Stage(name="evaluate", title="evaluate clean and noisy grid, A / V / AV", commands=step(eval_commands)),
+    ]

@@ -1,0 +1,268 @@
+"""AVEncoder: shapes for A / V / AV input, CNN and filterbank front ends, modality
+dropout through the model, stage-0 equivalence with XLS-R, AV checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avsr.config import ConfigError, to_dict
+from avsr.data.batch import AVBatch
+from avsr.errors import UserError
+from avsr.models.av.config import FusionSection, LossSection, av_config_from_dict
+from avsr.models.av.io import (
+    load_av_encoder,
+    load_av_pretrain_model,
+    save_av_model,
+    save_stage0_encoder,
+)
+from avsr.models.av.model import AVPretrainModel, row_rngs
+from avsr.models.encoders import load_encoder, save_encoder
+from tests.helpers.tiny_models import tiny_av_config, tiny_av_encoder, tiny_xlsr
+
+
+def _inputs(
+    b: int = 3, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.tensor([20, 15, 9][:b])
+    audio_lens = frames * 640
+    audio = torch.randn(b, int(audio_lens.max()), generator=g)
+    for i, n in enumerate(audio_lens.tolist()):
+        audio[i, n:] = 0
+    video = torch.randn(b, 1, int(frames.max()), 24, 24, generator=g)
+    return audio, audio_lens, video, frames
+
+
+@pytest.mark.parametrize("modality", ["av", "a", "v"])
+def test_shapes_cnn_frontend(modality: str) -> None:
+    enc = tiny_av_encoder().eval()
+    audio, alens, video, vlens = _inputs()
+    out = enc(audio, alens, video, vlens, modality=modality)
+    want_lens = [enc.xlsr.frame_count(int(n)) for n in alens]
+    assert enc.frame_rate == 50 and enc.model_dim == 128
+    assert out.feats.shape == (3, max(want_lens), 128)
+    assert out.lens.tolist() == want_lens
+    assert out.padding_mask.tolist() == [[t >= n for t in range(max(want_lens))] for n in want_lens]
+    assert out.mask is None
+    assert out.keep_audio.tolist() == [modality != "v"] * 3
+    assert out.keep_video.tolist() == [modality != "a"] * 3
+
+
+@pytest.mark.parametrize("modality", ["av", "a", "v"])
+def test_shapes_fbank_frontend_runs_at_25_hz(modality: str) -> None:
+    enc = tiny_av_encoder(audio_frontend="fbank").train()
+    assert enc.frame_rate == 25 and enc.xlsr.frontend.feature_extractor is None
+    audio, alens, video, vlens = _inputs()
+    out = enc(audio, alens, video, vlens, modality=modality, apply_mask=True)
+    assert out.feats.shape == (3, 20, 128)  # ceil(((12800-400)//160+1)/4): one per video frame
+    assert out.lens.tolist() == [20, 15, 9]
+    assert out.mask is not None and out.mask.shape == (3, 20)
+    assert not (out.mask & out.padding_mask).any()
+
+
+def test_input_modes_ignore_the_dropped_stream() -> None:
+    enc = tiny_av_encoder().eval()
+    audio, alens, video, vlens = _inputs()
+    audio2 = torch.randn_like(audio) * (audio != 0)
+    video2 = torch.randn_like(video)
+    with torch.no_grad():
+        a1 = enc(audio, alens, video, vlens, modality="a").feats
+        a2 = enc(audio, alens, video2, vlens, modality="a").feats
+        a3 = enc(audio, alens, None, vlens, modality="a").feats
+        v1 = enc(audio, alens, video, vlens, modality="v").feats
+        v2 = enc(audio2, alens, video, vlens, modality="v").feats
+        v3 = enc(None, alens, video, vlens, modality="v").feats
+        av1 = enc(audio, alens, video, vlens).feats
+        av2 = enc(audio, alens, video2, vlens).feats
+    assert torch.equal(a1, a2) and torch.equal(a1, a3)
+    assert torch.equal(v1, v2) and torch.equal(v1, v3)
+    assert not torch.allclose(av1, av2)
+    with pytest.raises(ValueError):
+        enc(audio, alens, None, vlens, modality="av")
+
+
+def test_modality_dropout_rate_through_the_model() -> None:
+    enc = tiny_av_encoder().train()
+    b = 8
+    audio, alens = torch.randn(b, 1920), torch.full((b,), 1920)
+    video, vlens = torch.randn(b, 1, 3, 24, 24), torch.full((b,), 3)
+    ids = [str(i) for i in range(b)]
+    keep_a, keep_v = [], []
+    for step in range(50):
+        out = enc(audio, alens, video, vlens, rngs=row_rngs(ids, 3, step))
+        keep_a += out.keep_audio.tolist()
+        keep_v += out.keep_video.tolist()
+    keep_a, keep_v = np.array(keep_a), np.array(keep_v)
+    # p = 0.5, audio share 0.5: 25 % audio dropped, 25 % video dropped, never both
+    assert abs((~keep_a).mean() - 0.25) < 0.065 and abs((~keep_v).mean() - 0.25) < 0.065
+    assert (keep_a | keep_v).all()
+    # eval / explicit off: nothing dropped
+    out = enc.eval()(audio, alens, video, vlens)
+    assert out.keep_audio.all() and out.keep_video.all()
+
+
+def test_masks_are_a_function_of_clip_and_step() -> None:
+    enc = tiny_av_encoder().train()
+    audio, alens, video, vlens = _inputs()
+    ids = ["a", "b", "c"]
+    m1 = enc(audio, alens, video, vlens, apply_mask=True, rngs=row_rngs(ids, 1, 5)).mask
+    # the same clip alone in its batch (another process) draws the same mask
+    m2 = enc(
+        audio[1:2, : int(alens[1])],
+        alens[1:2],
+        video[1:2, :, : int(vlens[1])],
+        vlens[1:2],
+        apply_mask=True,
+        rngs=row_rngs(ids[1:2], 1, 5),
+    ).mask
+    assert m1 is not None and m2 is not None
+    assert torch.equal(m1[1, : m2.shape[1]], m2[0])
+    m3 = enc(audio, alens, video, vlens, apply_mask=True, rngs=row_rngs(ids, 1, 6)).mask
+    assert not torch.equal(m1, m3)
+    frac = m1[~enc(audio, alens, video, vlens).padding_mask].float().mean()
+    assert 0.3 < float(frac) < 0.95
+
+
+def test_audio_only_model_is_an_xlsr_encoder(tmp_path: Path) -> None:
+    enc = tiny_av_encoder(modalities=["audio"]).eval()
+    assert enc.visual is None and enc.fusion is None
+    audio, alens, _, _ = _inputs()
+    with torch.no_grad():
+        ours = enc(audio, alens, None, None, modality="a").feats
+        theirs, lens = enc.xlsr(audio, alens, normalize=True)
+    assert torch.allclose(
+        ours * (~enc(audio, alens, None, None).padding_mask[..., None]), theirs, atol=1e-5
+    )
+    save_stage0_encoder(enc, tmp_path / "stage0")
+    loaded = load_encoder(tmp_path / "stage0")
+    with torch.no_grad():
+        again, _ = loaded(audio, alens, normalize=True)
+    assert torch.equal(again, theirs)
+    with pytest.raises(ValueError):
+        save_stage0_encoder(tiny_av_encoder(), tmp_path / "nope")
+
+
+@pytest.mark.parametrize("frontend", ["cnn", "fbank"])
+def test_av_checkpoint_round_trip(tmp_path: Path, frontend: str) -> None:
+    enc = tiny_av_encoder(audio_frontend=frontend).eval()
+    audio, alens, video, vlens = _inputs()
+    save_av_model(enc, tmp_path / "av")
+    loaded = load_av_encoder(tmp_path / "av")
+    assert loaded.cfg == enc.cfg
+    with torch.no_grad():
+        assert torch.equal(
+            enc(audio, alens, video, vlens).feats, loaded(audio, alens, video, vlens).feats
+        )
+
+
+def test_load_av_encoder_from_a_plain_encoder(tmp_path: Path) -> None:
+    xlsr = tiny_xlsr()
+    save_encoder(xlsr, tmp_path / "enc")
+    enc = load_av_encoder(tmp_path / "enc", tiny_av_config())
+    assert enc.visual is not None
+    for k, v in xlsr.state_dict().items():
+        assert torch.equal(enc.xlsr.state_dict()[k], v)
+    with pytest.raises(UserError):
+        load_av_encoder(tmp_path / "missing")
+
+
+def test_pretrain_model_checkpoint_keeps_head(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = AVPretrainModel(tiny_av_encoder(), 12)
+    save_av_model(model, tmp_path / "pt")
+    again = load_av_pretrain_model(tmp_path / "pt")
+    assert again.num_units == 12
+    assert torch.equal(again.head.label_embs, model.head.label_embs)
+    other = load_av_pretrain_model(tmp_path / "pt", num_units=7)
+    assert other.head.label_embs.shape[0] == 7
+    # an AV dir whose architecture does not fit the requested config is refused
+    with pytest.raises(UserError, match="do not fit"):
+        load_av_encoder(tmp_path / "pt", tiny_av_config(fusion=FusionSection(kind="add")))
+
+
+def _batch(b: int = 3, units: int = 12, seed: int = 0) -> AVBatch:
+    audio, alens, video, vlens = _inputs(b, seed)
+    n_units = [enc_frames for enc_frames in (alens // 320 - 1).tolist()]
+    g = torch.Generator().manual_seed(seed)
+    tgt = torch.full((b, max(n_units)), -100, dtype=torch.long)
+    for i, n in enumerate(n_units):
+        tgt[i, :n] = torch.randint(0, units, (n,), generator=g)
+    return AVBatch(
+        ids=[f"clip{i}" for i in range(b)],
+        indices=torch.arange(b),
+        audio=audio,
+        audio_lens=alens,
+        video=video,
+        video_lens=vlens,
+        units=tgt,
+        unit_lens=torch.tensor(n_units),
+    )
+
+
+@pytest.mark.parametrize("frontend", ["cnn", "fbank"])
+def test_pretrain_step_loss_logs_and_gradients(frontend: str) -> None:
+    torch.manual_seed(0)
+    model = AVPretrainModel(tiny_av_encoder(audio_frontend=frontend), 12).train()
+    batch = _batch()
+    model.set_num_updates(3)
+    out = model(batch)
+    logs = out.logs
+    assert torch.isfinite(out.loss) and out.loss.requires_grad
+    assert out.sample_size == logs["n_masked"] == logs["acc_masked:den"] > 0
+    assert logs["n_unmasked"] > 0 and 0 <= logs["acc_masked:num"] <= logs["n_masked"]
+    # the loss is the summed CE of the masked frames (chance level ~ log 12 per frame at init)
+    assert out.loss.item() == pytest.approx(logs["loss_masked:num"], rel=1e-5)
+    assert 1.0 < out.loss.item() / out.sample_size < 6.0
+    frames = out.sample_size + logs["n_unmasked"]
+    rate = 25 if frontend == "fbank" else 50
+    assert frames <= sum(int(n) * rate // 25 for n in batch.video_lens)
+    out.loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert grads["encoder.visual.frontend3D.0.weight"] is not None
+    assert grads["head.label_embs"] is not None and grads["encoder.xlsr.mask_emb"].abs().sum() > 0
+    # same update, same clips -> same masks; next update -> new masks
+    model.zero_grad()
+    again = model(batch)
+    assert again.logs["n_masked"] == logs["n_masked"]
+    model.set_num_updates(4)
+    assert model(batch).logs["n_masked"] != logs["n_masked"] or model(batch).loss != out.loss
+    # evaluation: fixed masks per clip, no modality dropout
+    model.eval()
+    with torch.no_grad():
+        e1, e2 = model(batch), model(batch)
+    assert e1.loss == e2.loss and not e1.loss.requires_grad
+
+
+def test_unmasked_weight_adds_unmasked_frames() -> None:
+    torch.manual_seed(0)
+    model = AVPretrainModel(
+        tiny_av_encoder(loss=LossSection(masked_weight=1.0, unmasked_weight=0.5)), 12
+    ).train()
+    out = model(_batch())
+    assert out.sample_size == out.logs["n_masked"] + out.logs["n_unmasked"]
+    want = out.logs["loss_masked:num"] + 0.5 * out.logs["loss_unmasked:num"]
+    assert out.loss.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_saved_configs_with_removed_fields_still_load() -> None:
+    old = to_dict(tiny_av_config())
+    old["visual"]["sync_bn"] = False  # a field of earlier versions
+    assert av_config_from_dict(old) == tiny_av_config()
+    old["visual"]["bogus"] = 1
+    with pytest.raises(ConfigError, match="bogus"):
+        av_config_from_dict(old)
+
+
+def test_encoder_overrides_on_load(tmp_path: Path) -> None:
+    """Fine-tuning's ``model.encoder_overrides`` reach the loaded encoder, weights unchanged."""
+    enc = tiny_av_encoder().eval()
+    save_av_model(enc, tmp_path / "av")
+    loaded = load_av_encoder(tmp_path / "av", encoder_overrides={"dropout": 0.3})
+    assert loaded.xlsr.config.dropout == 0.3 and enc.xlsr.config.dropout != 0.3
+    assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), loaded.state_dict().values()))
+    with pytest.raises(UserError, match="no_such_field"):
+        load_av_encoder(tmp_path / "av", encoder_overrides={"no_such_field": 1})

@@ -1,0 +1,41 @@
+"""The demo's stage plan: order, the --encoder skip, and config fields reaching the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from avsr.config import load_config
+from tasks.demo_config import DemoConfig
+from tasks.demo_stages import build_stages
+from tests.helpers import REPO
+
+
+def test_stage_plan_and_overrides(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.lr=0.003", "corpus.langs=[en, fr]", "pretrain.overrides=[model.fusion.kind=concat]"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
+    assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate"]
+    assert stages["stage0"].skip_reason is None
+    corpus = stages["corpus"].commands()[0]
+    assert corpus[corpus.index("--langs") + 1 :][:2] == ["en", "fr"]
+    ft = " ".join(stages["finetune_a"].commands()[0])
+    assert "--modality a" in ft and "optim.lr=0.003" in ft and f"tokenizer.vocab_size={cfg.finetune.vocab_size}" in ft
+    assert f"data.noise_dir={tmp_path / 'corpus' / 'noise'}" in ft
+    assert "--modality av" in " ".join(stages["finetune_av"].commands()[0])
+    pre = stages["pretrain"].commands()[0]
+    assert pre[-2:] == ["--set", "model.fusion.kind=concat"]
+    avst = " ".join(stages["finetune_avst"].commands()[0])
+    assert "--task avst" in avst and "finetune_tiny_s2s.yaml" in avst and f"train.max_updates={cfg.finetune.avst.updates}" in avst
+
+
+def test_audio_only_updates_fall_back_to_the_av_budget(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml", ["finetune.a.updates=null", "finetune.av.updates=9"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/enc")}
+    assert "train.max_updates=9" in stages["finetune_a"].commands()[0]
+
+
+def test_encoder_skips_stage0(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml")
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/xlsr2_300m.pt")}
+    assert stages["stage0"].skip_reason and "xlsr2_300m.pt" in stages["stage0"].skip_reason
+    pre = " ".join(stages["pretrain"].commands()[0])
+    assert "--init /models/xlsr2_300m.pt" in pre and "optim.lr" not in " ".join(stages["finetune_a"].commands()[0])
