@@ -9,8 +9,13 @@ speech back unchanged (never NaN).
 
 Noise folder layout (the corpus contract)::
 
-    NOISE/{babble,music,noise,speech}/*.wav      # 16 kHz mono (others are resampled/downmixed)
+    NOISE/{babble,music,noise,speech}/**/*.wav   # 16 kHz mono (others are resampled/downmixed)
     NOISE/{category}/{split}.tsv                 # optional: one wav path per line
+
+A category folder's wav files are found at any depth (MUSAN as it unpacks:
+``musan/{music,noise,speech}/<source>/*.wav``) and sorted by path, so a flat
+folder gives the same list as before. ``avsr noise prepare`` turns MUSAN into
+pieces with split lists, ``avsr noise babble`` makes babble from a manifest.
 
 Training draws from a :class:`numpy.random.Generator`; evaluation uses
 :meth:`NoiseBank.for_clip`, which picks the file and offset from a SHA-256 hash
@@ -172,10 +177,11 @@ class NoiseBank:
     """Noise files of a MUSAN-layout folder, by category.
 
     Args:
-        root: the noise folder (``{category}/*.wav``).
+        root: the noise folder (``{category}/**/*.wav``).
         split: when given and ``{category}/{split}.tsv`` exists, only the files
             listed there are used (paths absolute, or relative to the list's
-            folder, the noise folder or its parent); otherwise every ``*.wav``.
+            folder, the noise folder or its parent); otherwise every ``*.wav``
+            under the category folder, at any depth, sorted by path.
         categories: restrict to these categories (default: every sub-folder).
         cache_files: how many decoded files to keep in memory (LRU).
     """
@@ -223,7 +229,7 @@ class NoiseBank:
                     raise UserError(f"{lst}:{lineno}: noise file not found: {entry}")
                 files.append(found)
             return sorted(files)
-        return sorted(folder.glob("*.wav"))
+        return sorted(f for f in folder.rglob("*.wav") if f.is_file())
 
     @property
     def categories(self) -> list[str]:

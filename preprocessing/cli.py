@@ -5,6 +5,8 @@ Examples::
     avsr preprocess --input CORPUS/clips.tsv --out DATA --workers 2
     avsr preprocess --input my_videos/ --out DATA --lang en --split test --transcripts t.tsv
     avsr preprocess --input carphone.mp4 --out DATA --keep-video-only
+    avsr preprocess --input CORPUS/clips.tsv --out DATA --shard 3/64   # one shard of 64 ...
+    avsr preprocess --input CORPUS/clips.tsv --out DATA --merge-shards 64  # ... all merged
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from preprocessing.clip import Clip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--landmarks",
-        help="folder of precomputed landmarks {id}.npz/.npy (T, 468, 2) instead of face mesh",
+        metavar="DIR",
+        help="folder of precomputed landmarks, one file per video, instead of face mesh: "
+        "DIR/<id>.{npz,npy,pkl} or DIR/<video path below its folders>.pkl (AV-HuBERT's layout)",
+    )
+    parser.add_argument(
+        "--landmarks-format",
+        choices=("auto", "avhubert", "auto_avsr", "npy"),
+        help="avhubert: pickled list of (68, 2) dlib points or None per frame (AV-HuBERT, MuAViC); "
+        "auto_avsr: the same with 68 or 4 points; npy: (T, N, 2) .npy/.npz with NaN rows for "
+        "no face; auto (default): by extension and point count",
     )
     parser.add_argument(
         "--redo-skipped",
@@ -67,6 +82,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    shards = parser.add_mutually_exclusive_group()
+    shards.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="process only shard K of N (K from 0 to N-1; clip i of the input goes to shard i mod N): "
+        "media where an unsharded run puts them, report in OUT/shards/; no manifests (see --merge-shards)",
+    )
+    shards.add_argument(
+        "--merge-shards",
+        type=int,
+        metavar="N",
+        help="process nothing: check that shards 0..N-1 of this --input finished, then write the "
+        "manifests, report.jsonl and preprocess.yaml an unsharded run writes",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -76,7 +105,9 @@ def main(args: argparse.Namespace) -> int:
     from avsr.errors import UserError
     from avsr.logging_utils import get_logger
     from preprocessing.clip import PreprocessConfig, read_input
+    from preprocessing.landmarks_input import LANDMARK_FORMATS
     from preprocessing.pipeline import run
+    from preprocessing.shards import Shard
 
     log = get_logger("preprocess")
     try:
@@ -88,6 +119,7 @@ def main(args: argparse.Namespace) -> int:
         "min_face_share": args.min_face_share,
         "keep_video_only": args.keep_video_only,
         "landmarks_dir": args.landmarks,
+        "landmarks_format": args.landmarks_format,
         "redo_skipped": args.redo_skipped,
         "save_landmarks": args.save_landmarks,
     }
@@ -98,8 +130,15 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be >= 1, got {cfg.workers}")
     if cfg.landmarks_dir and not Path(cfg.landmarks_dir).is_dir():
         raise UserError(f"{cfg.landmarks_dir}: landmarks folder not found")
+    if cfg.landmarks_format not in LANDMARK_FORMATS:
+        raise UserError(
+            f"landmarks_format must be one of {', '.join(LANDMARK_FORMATS)}, got {cfg.landmarks_format!r}"
+        )
     clips = read_input(args.input, split=args.split, lang=args.lang, transcripts=args.transcripts)
-    summary = run(clips, args.out, cfg, show_progress=not args.no_progress)
+    if args.merge_shards is not None:
+        return _merge(clips, args)
+    shard = Shard.parse(args.shard) if args.shard else None
+    summary = run(clips, args.out, cfg, show_progress=not args.no_progress, shard=shard)
     st = summary["statuses"]
     log.info(
         "%d clips: %s; %d frames in %.1f s (%.1f frames/s)",
@@ -108,6 +147,31 @@ def main(args: argparse.Namespace) -> int:
         summary["frames"],
         summary["seconds"],
         summary["frames_per_s"],
+    )
+    if shard is not None:  # a finished shard succeeded, whatever its clips gave
+        report = shard.report_path(Path(args.out))
+        log.info("report: %s (then merge: --merge-shards %d)", report, shard.count)
+        return 0
+    log.info("manifests: %s", json.dumps(summary["manifests"]))
+    log.info("report: %s", Path(args.out) / "report.jsonl")
+    return 0 if st.get("ok", 0) > 0 or not clips else 1
+
+
+def _merge(clips: list[Clip], args: argparse.Namespace) -> int:
+    """``--merge-shards N``: merge the shards' outputs; 0 when some clip is ok (as a run)."""
+    from pathlib import Path
+
+    from avsr.logging_utils import get_logger
+    from preprocessing.shard_merge import merge_shards
+
+    log = get_logger("preprocess")
+    summary = merge_shards(clips, args.out, args.merge_shards)
+    st = summary["statuses"]
+    log.info(
+        "%d clips from %d shard(s): %s",
+        summary["clips"],
+        args.merge_shards,
+        ", ".join(f"{v} {k}" for k, v in sorted(st.items())),
     )
     log.info("manifests: %s", json.dumps(summary["manifests"]))
     log.info("report: %s", Path(args.out) / "report.jsonl")

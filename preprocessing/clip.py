@@ -47,7 +47,9 @@ class PreprocessConfig:
     static_detection: bool = False
     """Full face detection on every frame (slow; a baseline)."""
     landmarks_dir: str = ""
-    """Precomputed landmarks {id}.npy / {id}.npz instead of face mesh."""
+    """Precomputed landmark files (pickles or .npy/.npz, one per video) instead of face mesh."""
+    landmarks_format: str = "auto"
+    """Format of the files in ``landmarks_dir``: auto, avhubert, auto_avsr or npy."""
     crf: int = 18
     """x264 quality of the ROI video."""
     workers: int = 1
@@ -56,6 +58,10 @@ class PreprocessConfig:
     """Retry clips the report lists as skipped."""
     save_landmarks: bool = False
     """Also write landmarks/{id}.npz (landmarks, matrices)."""
+    max_damage_share: float = 0.05
+    """Skip a clip (reason ``damaged``) when more than this share of its audio or video
+    packets cannot be decoded; below it they are skipped and their time filled (silence,
+    previous frame held), as ffmpeg does."""
 
 
 @dataclass(kw_only=True)

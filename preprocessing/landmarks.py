@@ -305,6 +305,30 @@ class MediaPipeFaceMesh(LandmarkSource):
             self._closed = True
 
 
+def read_landmark_array(path: Path) -> np.ndarray:
+    """(T, N, 2) float64 landmarks of a ``.npy`` file or of a ``.npz`` with key ``landmarks``.
+
+    Never unpickles; raises UserError naming the file when it cannot be read or
+    has another shape.
+    """
+    from avsr.errors import UserError
+
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                if "landmarks" not in z:
+                    raise UserError(f"{path}: no 'landmarks' array in the .npz")
+                arr = z["landmarks"]
+        else:
+            arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read landmarks ({exc})") from exc
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[2] != 2:
+        raise UserError(f"{path}: landmarks must have shape (T, N, 2), got {arr.shape}")
+    return arr
+
+
 class PrecomputedLandmarks(LandmarkSource):
     """Landmarks read from a file: ``.npy`` array (T, N, 2) or ``.npz`` with key ``landmarks``.
 
@@ -321,18 +345,8 @@ class PrecomputedLandmarks(LandmarkSource):
         from avsr.errors import UserError
 
         path = Path(path)
-        try:
-            if path.suffix == ".npz":
-                with np.load(path) as z:
-                    if "landmarks" not in z:
-                        raise UserError(f"{path}: no 'landmarks' array in the .npz")
-                    arr = z["landmarks"]
-            else:
-                arr = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{path}: cannot read landmarks ({exc})") from exc
-        arr = np.asarray(arr, dtype=np.float64)
-        if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[1] != scheme.n_points:
+        arr = read_landmark_array(path)
+        if arr.shape[1] != scheme.n_points:
             raise UserError(
                 f"{path}: landmarks must have shape (T, {scheme.n_points}, 2), got {arr.shape}"
             )

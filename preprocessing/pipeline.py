@@ -21,7 +21,7 @@ import os
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -34,14 +34,18 @@ from avsr.io import atomic_path, atomic_write_text
 from avsr.logging_utils import get_logger
 from preprocessing.align import fill_missing, roi_matrices, smooth, warp_roi
 from preprocessing.audio import (
+    DecodedAudio,
     align_to_video,
-    decode_audio_stream,
-    load_audio_file,
+    decode_audio,
+    read_audio_file,
     write_wav,
 )
 from preprocessing.clip import Clip, PreprocessConfig
-from preprocessing.landmarks import LandmarkSource, MediaPipeFaceMesh, PrecomputedLandmarks
+from preprocessing.damage import DamageStats, damage_record
+from preprocessing.landmarks import LandmarkSource, MediaPipeFaceMesh
+from preprocessing.landmarks_input import FileLandmarks, landmark_source
 from preprocessing.manifests import write_manifests
+from preprocessing.shards import Shard, begin_shard, finish_shard
 from preprocessing.video_io import (
     MediaError,
     ResampleStats,
@@ -60,13 +64,10 @@ SourceFactory = Callable[[Clip, PreprocessConfig], LandmarkSource]
 
 
 def default_source_factory(clip: Clip, cfg: PreprocessConfig) -> LandmarkSource:
-    """Precomputed landmarks when ``cfg.landmarks_dir`` is set, else mediapipe face mesh."""
+    """Landmark files when ``cfg.landmarks_dir`` is set (see
+    :func:`preprocessing.landmarks_input.landmark_source`), else mediapipe face mesh."""
     if cfg.landmarks_dir:
-        base = Path(cfg.landmarks_dir)
-        for ext in (".npz", ".npy"):
-            if (base / f"{clip.id}{ext}").is_file():
-                return PrecomputedLandmarks(base / f"{clip.id}{ext}")
-        raise MediaError("no_landmarks", f"{base}: no {clip.id}.npz or {clip.id}.npy")
+        return landmark_source(clip, cfg)
     return MediaPipeFaceMesh(
         static_image_mode=cfg.static_detection,
         max_num_faces=cfg.max_num_faces,
@@ -87,16 +88,26 @@ def output_paths(out_dir: Path, clip_id: str) -> tuple[Path, Path]:
     return out_dir / "video" / f"{clip_id}.mp4", out_dir / "audio" / f"{clip_id}.wav"
 
 
-def _get_audio(clip: Clip, has_stream: bool) -> tuple[np.ndarray, float | None, str]:
-    """(samples, start time or None for a separate file, source) of a clip."""
+def _get_audio(clip: Clip, has_stream: bool) -> tuple[DecodedAudio, float | None, str]:
+    """(decoded audio, start time or None for a separate file, source) of a clip."""
     if clip.audio:
-        return load_audio_file(clip.audio), None, "file"
+        return read_audio_file(clip.audio), None, "file"
     if not has_stream:
         raise MediaError(
             "no_audio", f"{clip.video}: no audio stream (use --keep-video-only to keep the video)"
         )
-    samples, start = decode_audio_stream(clip.video)
-    return samples, start, "stream"
+    decoded = decode_audio(clip.video)
+    return decoded, decoded.start, "stream"
+
+
+def _check_damage(path: str, what: str, damage: DamageStats, cfg: PreprocessConfig) -> None:
+    """Skip a clip whose share of damaged ``what`` packets is above ``cfg.max_damage_share``."""
+    if damage.damaged and damage.share > cfg.max_damage_share:
+        raise MediaError(
+            "damaged",
+            f"{path}: {damage.damaged} of {damage.packets} {what} packets are damaged "
+            f"({damage.share:.1%} > max_damage_share={cfg.max_damage_share:g})",
+        )
 
 
 @dataclass
@@ -281,21 +292,26 @@ def _probe(clip: Clip, rec: dict[str, Any]) -> VideoInfo:
 
 def _clip_audio(
     clip: Clip, info: VideoInfo, cfg: PreprocessConfig, rec: dict[str, Any]
-) -> tuple[np.ndarray | None, float | None]:
-    """(samples or None for a kept video-only clip, stream start time or None); records the source.
+) -> tuple[DecodedAudio | None, float | None]:
+    """(decoded audio or None for a kept video-only clip, stream start time or None).
 
-    Runs before the expensive part, so a clip without audio is skipped early.
+    Records the source, its sample rate and channels, and the damaged packets; runs
+    before the expensive part, so a clip without audio or too damaged is skipped early.
     """
-    samples: np.ndarray | None = None
+    decoded: DecodedAudio | None = None
     audio_start: float | None = None
     try:
-        samples, audio_start, audio_src = _get_audio(clip, info.has_audio)
+        decoded, audio_start, audio_src = _get_audio(clip, info.has_audio)
     except MediaError as exc:
         if exc.reason != "no_audio" or not cfg.keep_video_only:
             raise
         audio_src = "none"
     rec["audio_source"] = audio_src
-    return samples, audio_start
+    if decoded is not None:
+        rec.update(source_sample_rate=decoded.source_rate, source_channels=decoded.source_channels)
+        rec.update(damage_record(decoded.damage, None))
+        _check_damage(clip.audio or clip.video, "audio", decoded.damage, cfg)
+    return decoded, audio_start
 
 
 def _check_decoded(
@@ -422,11 +438,18 @@ def _process(
 ) -> None:
     """Probe, audio, landmarks, checks, ROI crop, then write the clip's video and audio."""
     info = _probe(clip, rec)
-    samples, audio_start = _clip_audio(clip, info, cfg, rec)
+    decoded, audio_start = _clip_audio(clip, info, cfg, rec)
     source = factory(clip, cfg)
+    if isinstance(source, FileLandmarks):
+        rec.update(source.report_fields())
+        cfg = replace(cfg, landmark_stride=1)  # every row of a file is free: use them all
     with source:
         res = _landmark_pass(clip, cfg, source, keep_frames=True)
+    rec.update(damage_record(decoded.damage if decoded else None, res.stats.damage))
+    _check_damage(clip.video, "video", res.stats.damage, cfg)
     _check_decoded(clip, info, res.stats, len(res.track), cfg, rec)
+    if isinstance(source, FileLandmarks):
+        source.check_frame_count(res.stats.n_source_frames, clip.video)
     n_eval, face_frames = _check_face(clip, res, cfg, rec)
     filled, _ = fill_missing(res.track)
     rec["interpolated_frames"] = n_eval - face_frames  # frames where the source found no face
@@ -436,8 +459,10 @@ def _process(
         _save_landmarks(out_dir, clip.id, res, smoothed, mats)
     rois = _crop_rois(clip, cfg, res, mats)
     video_dur = _write_roi_video(out_dir, clip, rois, cfg, rec)
-    if samples is not None:
-        _write_clip_audio(out_dir, clip, samples, audio_start, res.stats.start, video_dur, rec)
+    if decoded is not None:
+        _write_clip_audio(
+            out_dir, clip, decoded.samples, audio_start, res.stats.start, video_dur, rec
+        )
     else:
         rec.update(audio=None, n_audio_samples=0, video_only=True)
         rec["detail"] = "no audio: video only (--keep-video-only)"
@@ -573,8 +598,9 @@ def _process_all(
     source_factory: SourceFactory | None,
     records: dict[str, dict[str, Any]],
     show_progress: bool,
+    report: Path,
 ) -> tuple[int, float]:
-    """Process the clips to do, appending to ``report.jsonl``; returns (frames done, seconds)."""
+    """Process the clips to do, appending to ``report`` (``report.jsonl``); returns (frames done, seconds)."""
     disable = (not show_progress) or os.environ.get("AVSR_NO_PROGRESS") == "1"
     bar = tqdm(
         total=len(todo),
@@ -587,7 +613,7 @@ def _process_all(
     t0 = time.perf_counter()
     frames_done = 0
     try:
-        with open(out_dir / "report.jsonl", "a", encoding="utf-8") as fh:
+        with open(report, "a", encoding="utf-8") as fh:
             for rec in iter_process(todo, cfg, out_dir, source_factory):
                 frames_done += _record(fh, rec, records)
                 elapsed = time.perf_counter() - t0
@@ -598,37 +624,55 @@ def _process_all(
     return frames_done, time.perf_counter() - t0
 
 
+def count_statuses(clips: Sequence[Clip], records: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Clips per report status ('missing' for a clip without a record)."""
+    statuses: dict[str, int] = {}
+    for c in clips:
+        st = records.get(c.id, {}).get("status", "missing")
+        statuses[st] = statuses.get(st, 0) + 1
+    return statuses
+
+
 def run(
     clips: Sequence[Clip],
     out_dir: str | Path,
     cfg: PreprocessConfig,
     source_factory: SourceFactory | None = None,
     show_progress: bool = True,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Preprocess ``clips`` into ``out_dir`` (resumable), then write the manifests.
 
+    With ``shard``: only that shard's clips, its own report, and a done marker instead
+    of the manifests (see :mod:`preprocessing.shards`; the merge writes the manifests).
     Returns a summary: counts per status, frames processed, frames/s, manifest row counts.
     """
     out_dir = Path(out_dir).resolve()
     (out_dir / "video").mkdir(parents=True, exist_ok=True)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
-    removed = remove_stale_temp_files(out_dir)
+    if shard is None:
+        mine, removed, report = clips, remove_stale_temp_files(out_dir), out_dir / "report.jsonl"
+    else:
+        (mine, removed), report = begin_shard(shard, out_dir, clips), shard.report_path(out_dir)
     if removed:
         log.info("removed %d temporary file(s) of an interrupted run", removed)
-    records = load_report(out_dir / "report.jsonl")
-    todo = [c for c in clips if not is_finished(records.get(c.id), out_dir, cfg)]
+    records = load_report(report)
+    todo = [c for c in mine if not is_finished(records.get(c.id), out_dir, cfg)]
     log.info(
-        "%d clip(s): %d to do, %d already finished", len(clips), len(todo), len(clips) - len(todo)
+        "%d clip(s): %d to do, %d already finished", len(mine), len(todo), len(mine) - len(todo)
     )
-    frames_done, elapsed = _process_all(todo, cfg, out_dir, source_factory, records, show_progress)
-    counts = write_manifests(out_dir, clips, records)
-    save_config(cfg, out_dir / "preprocess.yaml")
-    statuses: dict[str, int] = {}
-    for c in clips:
-        st = records.get(c.id, {}).get("status", "missing")
-        statuses[st] = statuses.get(st, 0) + 1
+    frames_done, elapsed = _process_all(
+        todo, cfg, out_dir, source_factory, records, show_progress, report
+    )
+    statuses = count_statuses(mine, records)
+    if shard is None:
+        counts = write_manifests(out_dir, clips, records)
+        save_config(cfg, out_dir / "preprocess.yaml")
+    else:
+        counts = {}
+        finish_shard(shard, out_dir, cfg, clips, statuses)
     return {
-        "clips": len(clips),
+        "clips": len(mine),
         "processed_now": len(todo),
         "statuses": statuses,
         "frames": frames_done,

@@ -10,7 +10,7 @@ frame's timestamp. The clip lasts from ``t0`` to the end of the last source fram
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from avsr.audio import VIDEO_FPS
+from preprocessing.damage import DamageStats, decode_packet, packet_span
 
 
 class MediaError(Exception):
@@ -139,14 +140,19 @@ class SourceFrame:
     """Counter-clockwise display rotation in degrees (0, 90, 180, 270)."""
 
 
-def iter_source_frames(path: str | Path, threads: int = 0) -> Iterator[SourceFrame]:
-    """Decode the first video stream; raise MediaError on decoding failures.
+def iter_source_frames(
+    path: str | Path, threads: int = 0, damage: DamageStats | None = None
+) -> Iterator[SourceFrame]:
+    """Decode the first video stream; raise MediaError when the file cannot be read.
 
     threads: decoder threads (0: FFmpeg's choice; 1 is best when several worker
-    processes already share the cores).
+    processes already share the cores). Packets the decoder rejects are skipped and
+    counted in ``damage`` (their duration in ``damage.filled_s``): the previous frame
+    stays on screen until the next one, as in ffmpeg.
     """
     import av
 
+    damage = damage if damage is not None else DamageStats()
     container = open_container(path)
     try:
         if not container.streams.video:
@@ -160,15 +166,24 @@ def iter_source_frames(path: str | Path, threads: int = 0) -> Iterator[SourceFra
         fallback_dt = 1.0 / float(rate) if rate else 1.0 / VIDEO_FPS
         index = 0
         try:
-            for frame in container.decode(stream):
-                t = frame.time
-                if t is None:
-                    t = index * fallback_dt
-                rot = frame.rotation if frame.rotation else tag_rotation
-                yield SourceFrame(
-                    index=index, time=float(t), frame=frame, rotation=normalise_rotation(rot)
-                )
-                index += 1
+            for packet in container.demux(stream):
+                start, dur = packet_span(packet) if packet.size else (None, None)
+                if start is not None:
+                    damage.end = max(damage.end or 0.0, start + (dur or fallback_dt))
+                frames = decode_packet(packet, damage, "video")
+                if frames is None:
+                    damage.filled_s += dur or fallback_dt
+                    continue
+                for frame in frames:
+                    t = frame.time
+                    if t is None:
+                        t = index * fallback_dt
+                    rot = frame.rotation if frame.rotation else tag_rotation
+                    yield SourceFrame(
+                        index=index, time=float(t), frame=frame, rotation=normalise_rotation(rot)
+                    )
+                    index += 1
+            _count_lost_frames(damage, index, fallback_dt)
         except av.FFmpegError as exc:
             raise MediaError(
                 "decode_error",
@@ -176,6 +191,15 @@ def iter_source_frames(path: str | Path, threads: int = 0) -> Iterator[SourceFra
             ) from exc
     finally:
         container.close()
+
+
+def _count_lost_frames(damage: DamageStats, n_frames: int, frame_dt: float) -> None:
+    """With frame threads an error can surface late or not at all: once damage was seen,
+    every packet that gave no frame counts as damaged (one frame per packet)."""
+    lost = damage.packets - n_frames
+    if damage.damaged and lost > damage.damaged:
+        damage.filled_s += (lost - damage.damaged) * frame_dt
+        damage.damaged = lost
 
 
 @dataclass
@@ -202,6 +226,8 @@ class ResampleStats:
     """Output frames produced."""
     rotation: int = 0
     """Rotation of the source frames (counter-clockwise degrees)."""
+    damage: DamageStats = field(default_factory=DamageStats)
+    """Video packets the decoder rejected (skipped; the previous frame is held)."""
 
 
 def iter_resampled(
@@ -219,7 +245,7 @@ def iter_resampled(
     k = 0
     intervals: list[float] = []
     eps = 1e-6
-    for sf in iter_source_frames(path, threads):
+    for sf in iter_source_frames(path, threads, stats.damage):
         if prev is None:
             t0 = sf.time
             stats.rotation = sf.rotation
@@ -247,6 +273,8 @@ def iter_resampled(
     if not last_dur or last_dur <= 0:
         last_dur = float(np.median(intervals)) if intervals else 1.0 / fps
     duration = (prev.time - t0) + last_dur
+    if stats.damage.damaged and stats.damage.end is not None:
+        duration = max(duration, stats.damage.end - t0)  # hold the last frame over lost ones
     n_total = int(round(duration * fps))
     stats.start, stats.duration = t0, duration
     # frames already yielded can exceed n_total by one when the last frame is very short

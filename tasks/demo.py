@@ -23,6 +23,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from avsr.evaluation.results import EvalResults, markdown_table
+from avsr.io import atomic_write_json, atomic_write_text
 from tasks.demo_config import DemoConfig
 from tasks.demo_stages import CONFIGS, build_stages
 from tasks.stages import run_stages
@@ -55,8 +57,6 @@ class Check:
 
 def effect_checks(out: Path) -> list[Check]:
     """The effects the demo exists to show, read from the evaluation results."""
-    from avsr.evaluation.results import EvalResults
-
     av_run = EvalResults.load(out / "eval" / "finetune_av" / "results.json")
     a_run = EvalResults.load(out / "eval" / "finetune_a" / "results.json")
     checks = []
@@ -72,8 +72,6 @@ def effect_checks(out: Path) -> list[Check]:
 
 def summary_table(out: Path) -> str:
     """Markdown tables of every evaluation under ``out/eval``."""
-    from avsr.evaluation.results import EvalResults, markdown_table
-
     parts = []
     for name in sorted((out / "eval").iterdir()):
         res_path = name / "results.json"
@@ -84,7 +82,6 @@ def summary_table(out: Path) -> str:
 
 def main(args: argparse.Namespace) -> int:
     from avsr.config import load_config, save_config
-    from avsr.io import atomic_write_json, atomic_write_text
 
     cfg_path = args.config or (CONFIGS / ("demo_quick.yaml" if args.quick else "demo.yaml"))
     cfg = load_config(DemoConfig, cfg_path, args.overrides)

@@ -29,6 +29,7 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avsr.config import save_config
 from avsr.errors import UserError
 from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
 
@@ -128,7 +129,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from avsr.config import save_config
     from tasks.experiments_plan import Inputs, build_plan, check_markers
     from tasks.experiments_report import write_report
     from tasks.stages import run_stages

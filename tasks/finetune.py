@@ -47,9 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from avsr.data.config import check_noise_request
     from tasks.finetune_config import resolve_config
     from tasks.finetune_run import run_finetune
 
     cfg = resolve_config(args)
+    check_noise_request(cfg.data, args.config)
     run_finetune(cfg, data=args.data, init=args.init, out=args.out)
     return 0

@@ -107,6 +107,9 @@ def main(args: argparse.Namespace) -> int:
     for name in ("data", "labels", "out"):
         if getattr(args, name) is None:
             raise UserError(f"--{name} is required (unless --dry-run)")
+    from avsr.data.config import check_noise_request  # torch-heavy package: keeps --help light
+
+    check_noise_request(cfg.data, args.config)
     out: Path = args.out
     final = out / ("encoder" if cfg.stage0 else "model")
     if is_model_dir(final) and is_model_dir(out / "model"):

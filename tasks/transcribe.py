@@ -19,6 +19,8 @@ import os
 import sys
 from pathlib import Path
 
+from avsr.errors import UserError
+from avsr.io import atomic_write_text
 from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
 
 MODEL_ENV = "AVSR_MODEL"
@@ -71,9 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from avsr.errors import UserError
     from avsr.inference import to_srt, to_text
-    from avsr.io import atomic_write_text
     from preprocessing.clip import PreprocessConfig
     from tasks.transcriber import Transcriber
 

@@ -62,6 +62,7 @@ def preprocess_video(
         clip = Clip(id=clip_id_for(path), video=str(path))
         rec = process_clip(clip, cfg, tmp)
         status, reason = rec.get("status"), rec.get("reason")
+        warnings.extend(_damage_warnings(path, rec))
         if status == "ok":
             video = read_video_gray(Path(tmp) / rec["video"])
             audio = read_audio(Path(tmp) / rec["audio"]) if rec.get("audio") else None
@@ -77,6 +78,19 @@ def preprocess_video(
         if status == "skipped" and reason == "no_face":
             return _audio_only(path, rec, warnings)
         raise UserError(f"{path}: cannot preprocess ({reason}): {rec.get('detail', '')}")
+
+
+def _damage_warnings(path: Path, rec: dict[str, Any]) -> list[str]:
+    """A warning per stream with packets the decoder rejected (skipped, their time filled)."""
+    out = []
+    for kind in ("audio", "video"):
+        n = rec.get(f"damaged_{kind}_packets") or 0
+        if n:
+            out.append(
+                f"{path}: {n} of {rec.get(f'{kind}_packets')} {kind} packets are damaged: "
+                f"skipped, {rec.get(f'{kind}_filled_s')} s filled"
+            )
+    return out
 
 
 def _audio_only(path: Path, rec: dict, warnings: list[str]) -> MediaInput:  # type: ignore[type-arg]

@@ -21,6 +21,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from avsr.checkpoint import read_model_config
+from avsr.errors import UserError
+from avsr.io import atomic_write_text
+from avsr.logging_utils import get_logger
 from tasks.cli_args import add_set_arg
 from tasks.evaluate import add_grid_arguments, add_output_arguments, config_from_args
 
@@ -48,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def finetune_audio_only(args: argparse.Namespace, out: Path) -> Path:
     """Run ``avsr finetune --modality a`` in this process; return the fine-tuned model dir."""
-    from avsr.errors import UserError
     from avsr.models.finetuned import is_finetuned_dir
 
     try:
@@ -99,8 +102,6 @@ def finetune_audio_only(args: argparse.Namespace, out: Path) -> Path:
 
 def find_model_dir(out: Path, is_model: Callable[[Path], bool]) -> Path:
     """The fine-tuned model written under ``out`` (``out`` itself, ``out/best`` or a sub-folder)."""
-    from avsr.errors import UserError
-
     for cand in (out, out / "best", out / "model", out / "final"):
         if is_model(cand):
             return cand
@@ -137,11 +138,7 @@ def zeroshot_table(results: EvalResults) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
-    from avsr.checkpoint import read_model_config
-    from avsr.errors import UserError
     from avsr.evaluation.run import run_evaluation
-    from avsr.io import atomic_write_text
-    from avsr.logging_utils import get_logger
 
     log = get_logger("avsr.zeroshot")
     out = Path(args.out)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from avsr.errors import UserError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
@@ -31,7 +33,6 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from avsr.config import ConfigError, load_config
     from avsr.corpus.build import CorpusConfig, build
-    from avsr.errors import UserError
 
     try:
         cfg = load_config(CorpusConfig, args.config, args.overrides)

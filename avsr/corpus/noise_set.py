@@ -16,11 +16,16 @@ format). Every file belongs to exactly one split.
 
 from __future__ import annotations
 
+from math import gcd
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from avsr.audio import SAMPLE_RATE
+from avsr.babble import mix_babble
+from avsr.babble import normalise_level as _normalise
+from avsr.io import atomic_path, atomic_write_text
 
 CATEGORIES = ("babble", "music", "noise", "speech")
 COLOURS = ("white", "pink", "brown", "blue")
@@ -29,21 +34,8 @@ SPLITS = ("train", "valid", "test")
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
     """16-bit PCM 16 kHz mono, written atomically."""
-    import soundfile as sf
-
-    from avsr.io import atomic_path
-
     with atomic_path(path) as tmp:
         sf.write(str(tmp), np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-
-
-def _normalise(x: np.ndarray, target_rms: float = 0.1) -> np.ndarray:
-    r = float(np.sqrt(np.mean(x.astype(np.float64) ** 2)))
-    y = x * (target_rms / max(r, 1e-9))
-    peak = float(np.abs(y).max())
-    if peak > 0.99:
-        y = y * (0.99 / peak)
-    return y.astype(np.float32)
 
 
 def coloured_noise(colour: str, seconds: float, rng: np.random.Generator) -> np.ndarray:
@@ -101,9 +93,6 @@ def synth_music(seconds: float, rng: np.random.Generator) -> np.ndarray:
 
 def load_sample(path: Path) -> np.ndarray:
     """A sonic-pi sample as float32 16 kHz mono."""
-    from math import gcd
-
-    import soundfile as sf
     from scipy.signal import resample_poly
 
     audio, sr = sf.read(str(path), dtype="float64", always_2d=True)
@@ -125,22 +114,11 @@ def babble(
     Args:
         train_audio: language -> training utterances (float32 16 kHz).
     """
-    langs = sorted(lang for lang, utts in train_audio.items() if utts)
-    n = int(min_seconds * SAMPLE_RATE)
-    streams = []
-    for j in range(n_streams):
-        parts: list[np.ndarray] = []
-        total, k = 0, j
-        while total < n:
-            utts = train_audio[langs[k % len(langs)]]
-            u = utts[int(rng.integers(len(utts)))]
-            parts.append(u / max(float(np.sqrt(np.mean(u.astype(np.float64) ** 2))), 1e-9))
-            total += len(u)
-            k += 1
-        s = np.concatenate(parts)
-        off = int(rng.integers(0, len(s) - n + 1))
-        streams.append(s[off : off + n])
-    return _normalise(np.mean(streams, axis=0))
+    return mix_babble(train_audio, rng, load=_same, n_streams=n_streams, min_seconds=min_seconds)
+
+
+def _same(audio: np.ndarray) -> np.ndarray:
+    return audio
 
 
 def split_of(index: int) -> str:
@@ -150,8 +128,6 @@ def split_of(index: int) -> str:
 
 def write_lists(noise_dir: Path, files: dict[str, dict[str, list[Path]]]) -> None:
     """``noise/{category}/{split}.tsv`` with paths relative to the corpus folder."""
-    from avsr.io import atomic_write_text
-
     root = noise_dir.parent
     for cat, by_split in files.items():
         for split in SPLITS:

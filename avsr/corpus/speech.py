@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from avsr.audio import SAMPLE_RATE
 from avsr.errors import UserError
@@ -69,8 +70,6 @@ def _espeak() -> str:
 
 
 def _read_wav(path: Path) -> np.ndarray:
-    import soundfile as sf
-
     audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
     if sr != ESPEAK_RATE:
         raise UserError(f"espeak-ng wrote {sr} Hz audio, expected {ESPEAK_RATE}")

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
+
+from avsr.errors import UserError
+
+DEFAULT_NOISE_PROB = 0.25
+"""Noise probability of a config that gives ``noise_dir`` but not ``noise_prob``."""
 
 
 @dataclass(kw_only=True)
@@ -43,11 +49,14 @@ class DataConfig:
     the unperturbed lengths, so a batch can exceed ``max_frames_per_batch`` by up to
     ``1 / min`` times."""
     noise_dir: str | None = None
-    """MUSAN-layout folder; None disables noise augmentation."""
+    """MUSAN-layout folder (``avsr noise prepare``); None disables noise augmentation."""
     noise_split: str | None = "train"
     """Use ``{category}/{noise_split}.tsv`` lists when present."""
-    noise_prob: float = 0.25
-    """Training only: probability of mixing a clip with noise."""
+    noise_prob: float | None = None
+    """Training only: probability of mixing a clip with noise. None: 0.25 (the XLAVS-R and
+    AV-HuBERT recipe) when ``noise_dir`` is set, no noise otherwise. A number above 0 asks
+    for noise: ``avsr pretrain`` and ``avsr finetune`` then stop at start when ``noise_dir``
+    is null (:func:`check_noise_request`)."""
     noise_start_epoch: int = 0
     """Training only: no noise augmentation before this epoch (a clean warm-up; measured on
     the embedded corpus: CTC fine-tuning from a small encoder with noise from the first
@@ -60,3 +69,23 @@ class DataConfig:
     """Training noise categories (sub-folders of ``noise_dir``), drawn uniformly."""
     seed: int = 1
     """Seed of the batch shuffling and of every item's augmentation."""
+
+    @property
+    def train_noise_prob(self) -> float:
+        """The noise probability in effect: ``noise_prob``, or its default (see there)."""
+        if self.noise_prob is not None:
+            return float(self.noise_prob)
+        return DEFAULT_NOISE_PROB if self.noise_dir is not None else 0.0
+
+
+def check_noise_request(cfg: DataConfig, config_file: str | Path | None = None) -> None:
+    """UserError naming the keys when ``cfg`` asks for noise (``noise_prob > 0``) without
+    a noise folder (``noise_dir`` null); called at the start of training."""
+    if cfg.noise_prob is None or cfg.noise_prob <= 0 or cfg.noise_dir is not None:
+        return
+    where = f"{config_file}: " if config_file else ""
+    raise UserError(
+        f"{where}data.noise_prob is {cfg.noise_prob:g} (noise augmentation) but data.noise_dir "
+        "is null: pass --set data.noise_dir=NOISE (a noise folder, e.g. made by 'avsr noise "
+        "prepare --musan MUSAN --out NOISE'), or --set data.noise_prob=0 to train without noise"
+    )

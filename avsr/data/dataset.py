@@ -101,7 +101,7 @@ def _check_config(cfg: DataConfig) -> None:
         raise UserError(
             f"data config: crop_size {cfg.crop_size} is larger than image_size {cfg.image_size}"
         )
-    if not 0.0 <= cfg.hflip_prob <= 1.0 or not 0.0 <= cfg.noise_prob <= 1.0:
+    if not 0.0 <= cfg.hflip_prob <= 1.0 or not 0.0 <= cfg.train_noise_prob <= 1.0:
         raise UserError("data config: hflip_prob and noise_prob must be within [0, 1]")
     if cfg.speed_perturb is not None:
         lo, hi = cfg.speed_perturb
@@ -184,7 +184,7 @@ class AVDataset(torch.utils.data.Dataset):
     def _noise_bank(self, eval_noise: tuple[str, float, int] | None) -> NoiseBank | None:
         """The noise files for training augmentation or the evaluation noise (None: no noise)."""
         cfg = self.cfg
-        if cfg.noise_dir is not None and ((self.train and cfg.noise_prob > 0) or eval_noise is not None):
+        if cfg.noise_dir is not None and ((self.train and cfg.train_noise_prob > 0) or eval_noise is not None):
             cats = [eval_noise[0]] if eval_noise is not None and not self.train else cfg.noise_categories
             bank = NoiseBank(cfg.noise_dir, split=cfg.noise_split, categories=cats)
             for c in cats:
@@ -309,7 +309,7 @@ class AVDataset(torch.utils.data.Dataset):
         cfg = self.cfg
         assert self.noise_bank is not None
         if self.train:
-            if epoch >= cfg.noise_start_epoch and rng.random() < cfg.noise_prob:
+            if epoch >= cfg.noise_start_epoch and rng.random() < cfg.train_noise_prob:
                 audio = self.noise_bank.augment(
                     audio, rng, snr_range=cfg.noise_snr_range, categories=cfg.noise_categories
                 )

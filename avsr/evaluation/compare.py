@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avsr.errors import UserError
-from avsr.evaluation.plots import METRIC_NAMES, MODALITY_NAMES
+from avsr.evaluation.plots import METRIC_NAMES, MODALITY_NAMES, save_figure
 from avsr.evaluation.results import CLEAN, EvalResults, snr_label
 from avsr.metrics import ALL
 
@@ -389,8 +389,6 @@ def plot_comparison(comp: Comparison, *, lang: str = ALL, noises: Sequence[str] 
 
 def write_comparison_plots(comp: Comparison, out_dir: str | Path, *, per_language: bool = True) -> list[Path]:
     """``{metric}_vs_snr.png`` (all languages) and ``{metric}_vs_snr_{lang}.png`` per language."""
-    from avsr.evaluation.plots import save_figure
-
     out_dir = Path(out_dir)
     paths = [save_figure(plot_comparison(comp), out_dir / f"{comp.metric}_vs_snr.png")]
     if per_language and len(comp.languages) > 1:

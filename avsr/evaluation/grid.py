@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+import torch
 
 from avsr.data import AVBatch, AVDataset, AVSample, LengthBatchSampler, collate
 from avsr.errors import UserError
@@ -221,8 +222,6 @@ def load_samples(
     """Decoded clips by dataset index (in worker processes when ``num_workers > 0``)."""
     if num_workers <= 0 or len(indices) < 2:
         return {i: dataset[i] for i in indices}
-    import torch
-
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=1,

@@ -10,6 +10,7 @@ from typing import Any
 
 from avsr.checkpoint import is_model_dir
 from avsr.errors import UserError
+from avsr.logging_utils import get_logger
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -162,7 +163,6 @@ def _import_hf(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from avsr.logging_utils import get_logger
     from avsr.models.encoders import load_encoder, save_encoder
 
     _check_dst(args.dst, args.force)

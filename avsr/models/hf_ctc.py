@@ -18,12 +18,14 @@ the project's decoding; the CTC blank is the pad id (1), HF's ``pad_token_id``.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from avsr.errors import UserError
 from avsr.io import atomic_path, atomic_write_json
@@ -33,6 +35,7 @@ from avsr.models.encoders import family_of, load_encoder
 from avsr.models.finetuned import FinetunedConfig, FinetunedModel
 from avsr.models.state_dicts import read_hf_weights
 from avsr.models.xlsr import WAV2VEC2_FAMILY
+from avsr.text.tokenizer import Tokenizer
 
 # project name (inside FinetunedModel) -> HF Wav2Vec2ForCTC name
 _TABLE: list[tuple[str, str]] = [
@@ -175,8 +178,6 @@ TOKENIZER_CONFIG: dict[str, Any] = {
 def export_hf_ctc(model: Any, out: str | Path) -> Path:
     """Write ``model`` (an audio-only CTC :class:`~avsr.models.finetuned.FinetunedModel`) as an
     HF ``Wav2Vec2ForCTC`` + ``Wav2Vec2CTCTokenizer`` directory."""
-    from safetensors.torch import save_file
-
     out = Path(out)
     enc = model.encoder
     _check_exportable(model)
@@ -215,11 +216,7 @@ def export_hf_ctc(model: Any, out: str | Path) -> Path:
 def _char_tokenizer(tokens: list[str], *, delimiter: str) -> Any:
     """A SentencePiece ``char`` model whose pieces are ``tokens`` (+ ``▁`` for the delimiter),
     with the project's special ids 0..3."""
-    import io
-
     import sentencepiece as spm
-
-    from avsr.text.tokenizer import Tokenizer
 
     symbols = [t for t in tokens if t != delimiter]
     buf = io.BytesIO()

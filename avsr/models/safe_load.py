@@ -22,6 +22,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from avsr.errors import UserError
 
 _STUB_PACKAGES = ("fairseq", "omegaconf", "fairseq2", "hydra")
@@ -49,8 +51,6 @@ def _stub(name: str) -> type:
 
 
 def _numpy_globals() -> list[Any]:
-    import numpy as np
-
     out: list[Any] = []
     try:
         from numpy.core.multiarray import _reconstruct, scalar  # type: ignore[attr-defined]
@@ -65,8 +65,6 @@ def _numpy_globals() -> list[Any]:
 
 def _allowed_for(names: list[str], path: Path) -> list[Any]:
     """Safe globals for the unsafe global ``names`` of a checkpoint, or a refusal."""
-    import numpy as np
-
     known: dict[str, Any] = {"argparse.Namespace": argparse.Namespace}
     for obj in _numpy_globals():
         known[f"{obj.__module__}.{obj.__qualname__}"] = obj

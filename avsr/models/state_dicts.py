@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from avsr.errors import UserError
 from avsr.models.safe_load import safe_torch_load
@@ -79,9 +81,6 @@ def read_hf_config(path: Path) -> dict[str, Any]:
 
 
 def _read_weight_file(file: Path) -> dict[str, torch.Tensor]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     if file.suffix == ".safetensors":
         try:
             return load_file(str(file))

@@ -243,8 +243,9 @@ def test_second_decoding_and_precomputed_landmarks_match(result: dict, tmp_path:
     run([clip], tmp_path / "b", PreprocessConfig(landmarks_dir=str(lm)), show_progress=False)
     pre, _ = read_gray_video(tmp_path / "b" / "video" / "good25.mp4")
     assert np.abs(pre.astype(int) - ref.astype(int)).mean() < 1.0
-    # a clip without a landmarks file is skipped with its reason
-    other = dataclasses.replace(clip, id="other")
+    # a clip without a landmarks file (by id or by video name) is skipped with its reason
+    shutil.copy(clip.video, tmp_path / "other.mp4")
+    other = dataclasses.replace(clip, id="other", video=str(tmp_path / "other.mp4"))
     run([other], tmp_path / "c", PreprocessConfig(landmarks_dir=str(lm)), show_progress=False)
     rec = json.loads((tmp_path / "c" / "report.jsonl").read_text())
     assert (rec["status"], rec["reason"]) == ("skipped", "no_landmarks")
