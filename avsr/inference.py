@@ -27,7 +27,8 @@ from avsr.checkpoint import read_model_config
 from avsr.data import AVSample, collate
 from avsr.errors import UserError
 from avsr.logging_utils import get_logger
-from avsr.models.finetuned import load_finetuned
+from avsr.models.finetuned import check_joint_decoding, load_finetuned
+from avsr.models.onnx_ctc import ONNX_FILE, OnnxCTCModel
 from avsr.runtime import input_geometry, pick_device, resolve_model_dir
 
 log = get_logger(__name__)
@@ -128,6 +129,11 @@ class WindowDecoder:
         device: ``auto`` (CUDA when visible), ``cpu``, ``cuda``, ``cuda:N``.
         beam: beam width of seq2seq decoding.
         batch_size: windows decoded together.
+        ctc_weight: joint CTC/attention decoding of a seq2seq model with a CTC branch at
+            this CTC weight (0: attention only).
+        backend: ``torch`` (the PyTorch model) or ``onnx`` (a CTC model's ONNX export run by
+            onnxruntime on the CPU, :class:`avsr.models.onnx_ctc.OnnxCTCModel`).
+        onnx_path: the ONNX file of the ``onnx`` backend (default ``MODEL/model.onnx``).
     """
 
     def __init__(
@@ -137,15 +143,29 @@ class WindowDecoder:
         device: str = "auto",
         beam: int = 5,
         batch_size: int = 8,
+        ctc_weight: float = 0.0,
+        backend: str = "torch",
+        onnx_path: str | Path | None = None,
     ) -> None:
         self.model_dir = resolve_model_dir(model_dir)
         self.model_config = read_model_config(self.model_dir)
+        check_joint_decoding(self.model_config, ctc_weight, self.model_dir)
+        self.ctc_weight = ctc_weight
         self.device = pick_device(device)
-        self.model = load_finetuned(self.model_dir, device=self.device)
+        self.model = self._load_model(backend, onnx_path)
         self.task = self.model.config.task
         self.beam = beam
         self.batch_size = max(1, batch_size)
         self.crop, self.image_size = input_geometry(self.model_config)
+
+    def _load_model(self, backend: str, onnx_path: str | Path | None) -> Any:
+        """The PyTorch model (``torch``) or its ONNX export in onnxruntime (``onnx``, CPU)."""
+        if backend == "torch":
+            return load_finetuned(self.model_dir, device=self.device)
+        if backend != "onnx":
+            raise UserError(f"backend must be torch or onnx, got {backend!r}")
+        self.device = "cpu"
+        return OnnxCTCModel(self.model_dir, onnx_path or self.model_dir / ONNX_FILE)
 
     def check_request(self, task: str | None, window_s: float, modality: str) -> None:
         """UserError for a task the model does not do, an unknown modality or a bad window.
@@ -185,7 +205,9 @@ class WindowDecoder:
             batch = collate([s for s, _ in chunk])
             if self.device != "cpu":
                 batch = batch.to(self.device)
-            texts += self.model.decode(batch, modality=mod, beam=self.beam)
+            texts += self.model.decode(
+                batch, modality=mod, beam=self.beam, ctc_weight=self.ctc_weight
+            )
         segments = [
             Segment(start=t0, end=t1, text=" ".join(t.split()))
             for (_, (t0, t1)), t in zip(samples, texts)

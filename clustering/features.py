@@ -68,7 +68,8 @@ class FeatureDumpConfig:
     normalize: bool = True
     """Per-utterance zero mean / unit variance of the waveform (what XLS-R expects)."""
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    """Autocast dtype; ``auto`` = bf16 on a GPU that supports it, else fp32."""
+    """Autocast dtype; ``auto`` = bf16 on a GPU that supports it, else fp32. ``bf16`` and
+    ``fp16`` autocast on CPU too (the same per-op policy as on a GPU, slower)."""
     device: str = "auto"
     seed: int = 0
     """Seed of the random weights when ``encoder`` is an arch name."""

@@ -4,6 +4,44 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Python 3.10-3.12: the pinned fairseq2n and mediapipe wheels stop at 3.12.
+py_version() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+py_supported() { case "$(py_version "$1")" in 3.10|3.11|3.12) return 0 ;; *) return 1 ;; esac; }
+python_help() {
+  local what="not a working Python"
+  if [ -n "${2:-}" ]; then what="Python $2"; fi
+  cat >&2 <<EOF
+setup: $1 is $what; xlavsr needs Python 3.10, 3.11 or 3.12
+setup: (the pinned fairseq2n 0.8.1 and mediapipe 0.10.21 wheels stop at 3.12). Install 3.12, e.g.
+setup:   sudo apt-get install python3.12 python3.12-venv   (Ubuntu 24.04; older: the deadsnakes PPA)
+setup:   uv python install 3.12                            (then PYTHON="\$(uv python find 3.12)")
+setup:   pyenv install 3.12                                (then PYTHON="\$(pyenv prefix 3.12)/bin/python")
+setup: and rerun with it: PYTHON=python3.12 bash scripts/setup.sh   (or PYTHON=python3.12 make test)
+EOF
+}
+if [ -x .venv/bin/python ]; then
+  if ! py_supported .venv/bin/python; then
+    python_help .venv/bin/python "$(py_version .venv/bin/python)"
+    echo "setup: remove the old environment first: rm -rf .venv" >&2
+    exit 1
+  fi
+elif [ -z "${PYTHON:-}" ]; then
+  # python3 first; where it is 3.13 or newer, an installed 3.12/3.11/3.10 is used instead
+  for candidate in python3 python3.12 python3.11 python3.10; do
+    if command -v "$candidate" >/dev/null && py_supported "$candidate"; then
+      PYTHON=$candidate
+      break
+    fi
+  done
+  if [ -z "${PYTHON:-}" ]; then
+    python_help python3 "$(py_version python3)"
+    exit 1
+  fi
+elif ! py_supported "$PYTHON"; then
+  python_help "$PYTHON" "$(py_version "$PYTHON")"
+  exit 1
+fi
+
 DEB_PACKAGES=(libsndfile1 espeak-ng)
 
 missing=()
@@ -24,11 +62,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)'; then
-  echo "setup: Python >= 3.10 is needed ($PYTHON is $("$PYTHON" --version 2>&1))" >&2
-  exit 1
-fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $("$PYTHON" --version 2>&1)"
   "$PYTHON" -m venv .venv

@@ -8,6 +8,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 DISTRIBUTIONS = [
     ("torch", "torch"),
@@ -28,6 +29,11 @@ DISTRIBUTIONS = [
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-checks", action="store_true", help="versions only; skip the face-mesh and espeak-ng checks")
+    gpu = parser.add_argument_group("GPU check (every GPU path at small size, a few minutes)")
+    gpu.add_argument("--gpu-check", action="store_true", help="run the GPU check (lists it when no GPU is visible)")
+    gpu.add_argument("--list", action="store_true", help="print the GPU check's commands, run nothing")
+    gpu.add_argument("--work", type=Path, default=Path("gpu_check"), help="GPU check outputs and logs (default ./gpu_check)")
+    gpu.add_argument("--timeout", type=float, default=300, help="GPU check: seconds per step (default 300)")
 
 
 def versions() -> dict[str, str]:
@@ -84,6 +90,10 @@ def face_mesh_status() -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    if getattr(args, "gpu_check", False) or getattr(args, "list", False):
+        from tasks.gpu_check import gpu_check  # imports the training stack
+
+        return gpu_check(args.work, args.list, args.timeout)
     rows = list(versions().items())
     rows.append(("GPU visible (torch)", gpu_status()))
     rows.append(("GPUs visible (faiss)", str(faiss_gpus())))
@@ -98,4 +108,4 @@ def main(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(argparse.Namespace(no_checks=False)))
+    sys.exit(main(argparse.Namespace(no_checks=False, gpu_check=False)))

@@ -6,6 +6,9 @@ Example::
         --snr clean,-10,-5,0,5,10 --noise babble,music,noise,speech --modality a,v,av \\
         --seed 0 --out EVAL
 
+A CTC model decodes greedily unless ``--decoder beam`` (prefix beam search, with
+``--lm LM.arpa|LM.bin``, ``--lexicon``, ``--lm-weight``, ``--word-score``).
+
 Writes ``EVAL/results.json`` (every cell with its counts), ``EVAL/results.md``,
 ``EVAL/wer_vs_snr.png`` (``bleu_vs_snr.png`` for translation) and the
 hypotheses under ``EVAL/hyps/``. The test noise of each clip is chosen and
@@ -18,6 +21,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
+from tasks.ctc_decoding_args import CTC_FLAGS, add_ctc_decoding_arguments, set_field
 
 if TYPE_CHECKING:
     from avsr.evaluation.run import EvalConfig
@@ -38,12 +42,14 @@ FLAGS = {
     "modality": "modality",
     "seed": "seed",
     "beam": "beam",
+    "ctc_weight": "ctc_weight",
     "batch_size": "max_batch_size",
     "max_frames_per_batch": "max_frames_per_batch",
     "max_clips": "max_clips",
     "crop_size": "crop_size",
     "device": "device",
     "workers": "num_workers",
+    **CTC_FLAGS,
 }
 
 
@@ -54,6 +60,7 @@ def add_grid_arguments(parser: argparse.ArgumentParser, *, model: bool = True) -
     _add_data_arguments(parser.add_argument_group("data"))
     _add_noise_arguments(parser.add_argument_group("noise grid"))
     _add_decoding_arguments(parser.add_argument_group("decoding"))
+    add_ctc_decoding_arguments(parser.add_argument_group("CTC decoding"))
     add_config_arg(parser, "evaluation config file", metavar="YAML")
     add_set_arg(parser, "override a config field (repeatable)")
 
@@ -79,6 +86,13 @@ def _add_noise_arguments(g: argparse._ArgumentGroup) -> None:
 
 def _add_decoding_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--beam", type=int, help="beam width for seq2seq models (default 5)")
+    g.add_argument(
+        "--ctc-weight",
+        type=float,
+        metavar="W",
+        help="joint CTC/attention decoding of a seq2seq model with a CTC branch: "
+        "score = (1-W) attention + W CTC prefix score (default 0: attention only)",
+    )
     g.add_argument("--batch-size", type=int, help="clips per batch at most (default 16)")
     g.add_argument("--max-frames-per-batch", type=int, help="batch size x longest clip, in 25 fps frames (default 1000)")
     g.add_argument("--crop-size", type=int, help="ROI centre crop (default: the model's training crop)")
@@ -107,7 +121,7 @@ def config_from_args(args: argparse.Namespace) -> EvalConfig:
     for flag, fieldname in FLAGS.items():
         value = getattr(args, flag, None)
         if value is not None:
-            setattr(cfg, fieldname, value)
+            set_field(cfg, fieldname, value)
     if getattr(args, "no_plots", False):
         cfg.plots = False
     return cfg

@@ -1,4 +1,5 @@
-"""``avsr launch``: run the shards of a stage as one job array (submitit: SLURM or local), then merge.
+"""``avsr launch``: shards of a stage as one job array, then the merge, or training on
+N nodes x G GPUs (submitit: SLURM or local).
 
 Examples::
 
@@ -14,19 +15,38 @@ job has ended, ``avsr preprocess ARGS --merge-shards N`` writes the manifests an
 --world N``; afterwards every rank's files must be present. ``--no-wait`` submits
 and returns (merge later by hand). Submission files and job logs go to
 ``--log-dir`` (default ``OUT/shards/logs`` for preprocess, ``OUT/logs`` for features).
+
+Training runs as one job of ``--nodes N`` x ``--gpus-per-node G`` tasks, one process per
+GPU (``sbatch --nodes=N --ntasks-per-node=G --gpus-per-node=G``; SLURM's ``srun`` starts the
+tasks)::
+
+    avsr launch pretrain --nodes 8 --gpus-per-node 8 --slurm-partition gpu \
+        -- --config configs/pretrain_2b.yaml --data DATA --labels LABELS --init xlsr2_2B.pt --out RUN
+    avsr launch finetune --nodes 1 --gpus-per-node 8 -- --config ... --out RUN
+
+Each task sets torchrun's variables from SLURM's (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+``LOCAL_WORLD_SIZE``, ``MASTER_ADDR`` = the first node, ``MASTER_PORT`` from the job id:
+submitit's ``TorchDistributedEnvironment``) and runs ``avsr pretrain|finetune ARGS``, which
+joins the process group with ``init_distributed`` (env:// rendezvous, nccl). A job stopped at
+its time limit is requeued and resumes from ``RUN/checkpoints/last``. Logs:
+``RUN/slurm/{job}/`` (``--log-dir``). ``--executor local`` runs the G tasks on this machine
+(on CPU with gloo when it has fewer than G GPUs).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import submitit
+import torch
 
 from avsr.cli import main as avsr_main
 from avsr.errors import UserError
@@ -34,6 +54,8 @@ from avsr.logging_utils import get_logger
 from clustering import features_cli
 from clustering.features import find_shards
 from preprocessing import cli as preprocess_cli
+from tasks import finetune as finetune_cli
+from tasks import pretrain as pretrain_cli
 
 log = get_logger("launch")
 
@@ -50,6 +72,33 @@ class AvsrJob(submitit.helpers.Checkpointable):
         if rc != 0:
             raise RuntimeError(f"'avsr {shlex.join(argv)}' exited with status {rc}")
         return rc
+
+
+class AvsrTrainJob(AvsrJob):
+    """One task of a training job: torchrun's variables from SLURM's, then ``avsr ARGV``.
+
+    Each task sees all the GPUs of its node (SLURM's default) and trains on
+    ``cuda:LOCAL_RANK``; where the cluster binds one GPU per task, on that GPU.
+    """
+
+    def __call__(self, argv: list[str]) -> int:
+        env = submitit.helpers.TorchDistributedEnvironment()
+        env.export(set_cuda_visible_devices=False, overwrite=True)
+        if 0 < torch.cuda.device_count() < env.local_world_size:  # one GPU bound per task
+            os.environ["LOCAL_RANK"] = "0"
+        print(  # the job's log (avsr's logging starts inside avsr_main)
+            f"avsr launch: task {env.rank} of {env.world_size} (node-local {env.local_rank}), "
+            f"rendezvous {env.master_addr}:{env.master_port}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return super().__call__(argv)
+
+
+TRAIN_STAGES: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "pretrain": pretrain_cli.add_arguments,
+    "finetune": finetune_cli.add_arguments,
+}
 
 
 @dataclass(frozen=True)
@@ -112,52 +161,76 @@ STAGES: dict[str, Callable[[], _Stage]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Run the shards of 'avsr preprocess' or 'avsr features' as one job array "
-        "(submitit: SLURM, or local processes), wait, then merge."
+        "Run the shards of 'avsr preprocess' or 'avsr features' as one job array, or "
+        "'avsr pretrain'/'avsr finetune' on N nodes x G GPUs (submitit: SLURM, or local "
+        "processes), and wait."
     )
     sub = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
-    for name in sorted(STAGES):
-        _add_launch_options(
-            sub.add_parser(
-                name,
-                help=f"shards of 'avsr {name}'",
-                description=f"Shards of 'avsr {name}' as one job array; ARGS after '--' are "
-                f"the arguments of 'avsr {name}'.",
-            )
+    kinds = [(n, _add_shard_options) for n in sorted(STAGES)]
+    kinds += [(n, _add_train_options) for n in sorted(TRAIN_STAGES)]
+    for name, add_own in kinds:
+        what = (
+            f"shards of 'avsr {name}' as one job array"
+            if name in STAGES
+            else f"'avsr {name}' as one job of N nodes x G tasks, one per GPU (env:// rendezvous)"
         )
+        stage = sub.add_parser(
+            name,
+            help=what,
+            description=f"{what}; ARGS after '--' are the arguments of 'avsr {name}'.",
+        )
+        add_own(stage)
+        _add_launch_options(stage)
 
 
-def _add_launch_options(parser: argparse.ArgumentParser) -> None:
-    """The launcher's own options (before '--') and the stage's ARGS (after it)."""
+def _add_shard_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the sharded stages (preprocess, features)."""
     parser.add_argument("--shards", type=int, required=True, metavar="N", help="number of shards")
-    parser.add_argument(
-        "--executor",
-        choices=("slurm", "local"),
-        default="slurm",
-        help="slurm: a SLURM job array (sbatch); local: processes on this machine (default: slurm)",
-    )
     parser.add_argument(
         "--only",
         metavar="K[,K...]",
         help="(re)run only these shards, e.g. a killed one; the others must have finished",
     )
-    parser.add_argument("--no-wait", action="store_true", help="submit and return (merge later)")
+    parser.add_argument(
+        "--slurm-array-parallelism", type=int, metavar="M", help="at most M jobs running at once"
+    )
+    parser.add_argument("--gpus-per-task", type=int, metavar="G", help="GPUs per job (features)")
+
+
+def _add_train_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the training stages (pretrain, finetune)."""
+    parser.add_argument("--nodes", type=int, default=1, metavar="N", help="nodes (default 1)")
+    parser.add_argument(
+        "--gpus-per-node",
+        type=int,
+        required=True,
+        metavar="G",
+        help="GPUs per node = training processes per node",
+    )
+
+
+def _add_launch_options(parser: argparse.ArgumentParser) -> None:
+    """The launcher's common options (before '--') and the stage's ARGS (after it)."""
+    parser.add_argument(
+        "--executor",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="slurm: sbatch; local: processes on this machine (default: slurm)",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="submit and return")
     parser.add_argument("--log-dir", type=Path, help="submitit's folder: job scripts and logs")
     parser.add_argument(
         "--slurm-time",
         type=int,
         default=240,
         metavar="MIN",
-        help="time limit per job in minutes, also for local jobs (default 240)",
+        help="time limit per job in minutes, also for local jobs (default 240); "
+        "a job stopped at its limit is requeued (3 times at most) and resumes",
     )
     parser.add_argument("--slurm-partition", help="SLURM partition")
     parser.add_argument("--slurm-account", help="SLURM account")
-    parser.add_argument(
-        "--slurm-array-parallelism", type=int, metavar="M", help="at most M jobs running at once"
-    )
-    parser.add_argument("--cpus-per-task", type=int, metavar="C", help="CPU cores per job")
-    parser.add_argument("--mem-gb", type=float, help="memory per job in GB")
-    parser.add_argument("--gpus-per-task", type=int, metavar="G", help="GPUs per job (features)")
+    parser.add_argument("--cpus-per-task", type=int, metavar="C", help="CPU cores per task")
+    parser.add_argument("--mem-gb", type=float, help="memory per job (per node) in GB")
     parser.add_argument(
         "args", nargs=argparse.REMAINDER, metavar="-- ARGS", help="the stage's arguments"
     )
@@ -195,19 +268,32 @@ def _executor(args: argparse.Namespace, folder: Path, name: str) -> Any:
         executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster=args.executor)
     except RuntimeError as exc:  # no srun/sbatch on this machine
         raise UserError(f"--executor {args.executor}: {exc}") from exc
-    executor.update_parameters(
-        name=f"avsr-{name}",
-        timeout_min=args.slurm_time,
-        cpus_per_task=args.cpus_per_task,
-        mem_gb=args.mem_gb,
-        gpus_per_node=args.gpus_per_task,
-        nodes=1,
-        tasks_per_node=1,
-        slurm_partition=args.slurm_partition,
-        slurm_account=args.slurm_account,
-        slurm_array_parallelism=args.slurm_array_parallelism,
-    )
+    try:
+        executor.update_parameters(
+            name=f"avsr-{name}",
+            timeout_min=args.slurm_time,
+            cpus_per_task=args.cpus_per_task,
+            mem_gb=args.mem_gb,
+            slurm_partition=args.slurm_partition,
+            slurm_account=args.slurm_account,
+            slurm_array_parallelism=getattr(args, "slurm_array_parallelism", None),
+            **_placement(args),
+        )
+    except ValueError as exc:  # e.g. --nodes 2 with --executor local
+        raise UserError(f"--executor {args.executor}: {exc}") from exc
     return executor
+
+
+def _placement(args: argparse.Namespace) -> dict[str, Any]:
+    """Nodes, tasks and GPUs: one task per shard job, or one task per GPU for training
+    (local jobs get GPUs only when this machine has enough; else they train on CPU)."""
+    if args.stage not in TRAIN_STAGES:
+        return {"nodes": 1, "tasks_per_node": 1, "gpus_per_node": args.gpus_per_task}
+    n, g = args.nodes, args.gpus_per_node
+    if n < 1 or g < 1:
+        raise UserError(f"--nodes {n} --gpus-per-node {g}: need N >= 1 and G >= 1")
+    gpus = g if args.executor == "slurm" or torch.cuda.device_count() >= g else 0
+    return {"nodes": n, "tasks_per_node": g, "gpus_per_node": gpus}
 
 
 _AVSR_ERROR = re.compile(r"^avsr [\w-]+: error: ")
@@ -242,9 +328,41 @@ def _wait(jobs: Sequence[Any], shards: Sequence[int], n: int) -> list[int]:
     return failed
 
 
+def _train_main(args: argparse.Namespace, rest: list[str]) -> int:
+    """Submit ``avsr pretrain|finetune ARGS`` as one job of nodes x GPUs tasks; wait for it."""
+    parser = argparse.ArgumentParser(prog=f"avsr {args.stage}")
+    TRAIN_STAGES[args.stage](parser)
+    stage_args = parser.parse_args(rest)  # checks ARGS before anything is submitted
+    if getattr(stage_args, "dry_run", False) or stage_args.out is None:
+        raise UserError(f"'avsr launch {args.stage}' trains: ARGS need --out and no --dry-run")
+    folder = (args.log_dir or Path(stage_args.out) / "slurm").resolve()
+    executor = _executor(args, folder, args.stage)
+    job = executor.submit(AvsrTrainJob(), [args.stage, *rest])
+    tasks = args.nodes * args.gpus_per_node
+    log.info(
+        "submitted %s job %s (%s): %d node(s) x %d task(s); logs in %s",
+        args.stage, job.job_id, args.executor, args.nodes, args.gpus_per_node, folder,
+    )  # fmt: skip
+    if args.no_wait:
+        log.info("outputs: %s (resubmitting the same command resumes it)", stage_args.out)
+        return 0
+    try:
+        job.results()
+    except Exception as exc:  # a failed, killed or timed-out task: named, with its log
+        raise UserError(
+            f"{args.stage} job {job.job_id} ({tasks} tasks) failed: {_failure_reason(job, exc)}; "
+            f"log: {job.paths.stderr}; the same command resumes from "
+            f"{Path(stage_args.out) / 'checkpoints' / 'last'}"
+        ) from exc
+    log.info("%s job %s done: %s", args.stage, job.job_id, stage_args.out)
+    return 0
+
+
 def main(args: argparse.Namespace) -> int:
-    stage = STAGES[args.stage]()
     rest = args.args[1:] if args.args[:1] == ["--"] else args.args
+    if args.stage in TRAIN_STAGES:
+        return _train_main(args, list(rest))
+    stage = STAGES[args.stage]()
     stage_args = _stage_args(stage, args.stage, rest)
     shards = _shard_list(args.only, args.shards)
     folder = (args.log_dir or stage.default_log_dir(stage_args)).resolve()

@@ -22,6 +22,7 @@ from pathlib import Path
 from avsr.errors import UserError
 from avsr.io import atomic_write_text
 from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
+from tasks.ctc_decoding_args import add_ctc_decoding_arguments, ctc_beam_config_from_args
 
 MODEL_ENV = "AVSR_MODEL"
 
@@ -65,14 +66,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="window length for long videos (default 10)",
     )
     parser.add_argument("--beam", type=int, default=5, help="beam width (seq2seq models)")
+    parser.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=0.0,
+        metavar="W",
+        help="joint CTC/attention decoding of a seq2seq model with a CTC branch: "
+        "score = (1-W) attention + W CTC prefix score (default 0: attention only)",
+    )
+    add_ctc_decoding_arguments(parser.add_argument_group("CTC decoding"))
     parser.add_argument("--batch-size", type=int, default=8, help="windows decoded together")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch (default) or onnx: a CTC model's ONNX export in onnxruntime on the CPU "
+        "(write it with 'avsr export onnx')",
+    )
+    parser.add_argument(
+        "--onnx", metavar="FILE", help="ONNX file of --backend onnx (default MODEL/model.onnx)"
+    )
     parser.add_argument("--no-timestamps", action="store_true", help="text format: the text only")
     add_config_arg(parser, "preprocessing config (PreprocessConfig fields)", metavar="YAML")
     add_set_arg(parser, "override a preprocessing field (repeatable)")
 
 
 def main(args: argparse.Namespace) -> int:
+    from avsr.decoding.ctc_lm import install_ctc_decoder
     from avsr.inference import to_srt, to_text
     from preprocessing.clip import PreprocessConfig
     from tasks.transcriber import Transcriber
@@ -87,8 +108,16 @@ def main(args: argparse.Namespace) -> int:
             raise UserError(f"{v}: video not found")
     pre = load_task_config(PreprocessConfig, args.config, args.overrides)
     tr = Transcriber(
-        model, device=args.device, beam=args.beam, batch_size=args.batch_size, preprocess=pre
+        model,
+        device=args.device,
+        beam=args.beam,
+        batch_size=args.batch_size,
+        ctc_weight=args.ctc_weight,
+        backend=args.backend, onnx_path=args.onnx,
+        preprocess=pre,
     )
+    ctc = ctc_beam_config_from_args(args)
+    install_ctc_decoder(tr.model, args.decoder or "greedy", ctc, where=model)
     results = [
         tr.transcribe_detailed(v, task=args.task, window_s=args.window, modality=args.modality)
         for v in args.videos

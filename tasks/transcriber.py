@@ -116,7 +116,8 @@ class Transcriber(WindowDecoder):
     Args:
         model_dir: a fine-tuned model directory (``avsr finetune`` output).
         preprocess: the settings of the on-the-fly preprocessing (defaults if None).
-        options: ``device``, ``beam``, ``batch_size`` of :class:`WindowDecoder`.
+        options: ``device``, ``beam``, ``batch_size``, ``ctc_weight``, ``backend``, ``onnx_path``
+            of :class:`WindowDecoder`.
     """
 
     def __init__(

@@ -66,7 +66,9 @@ def parse_modalities(text: str) -> list[str]:
 class Decoder(Protocol):
     """What the grid decodes with (e.g. :class:`avsr.models.finetuned.FinetunedModel`)."""
 
-    def decode(self, batch: AVBatch, *, modality: str = "av", beam: int = 5) -> list[str]: ...
+    def decode(self, batch: AVBatch, *, modality: str = "av", beam: int = 5) -> list[str]:
+        """Text per row; a decoder doing joint CTC/attention decoding also takes ``ctc_weight``."""
+        ...
 
 
 def condition_audio(
@@ -106,6 +108,8 @@ class GridJob:
     """Seed of the per-clip noise choice."""
     beam: int = 5
     """Beam width of seq2seq decoding."""
+    ctc_weight: float = 0.0
+    """CTC weight of joint CTC/attention decoding (0: attention only; not passed on then)."""
     max_frames_per_batch: int = 1000
     """Bound on batch size x longest clip, in video frames."""
     max_batch_size: int | None = 16
@@ -206,7 +210,8 @@ def _decode_batch(
     batch = collate([_with_audio(sample, bank, cond, job.seed) for sample in samples])
     if device != "cpu":
         batch = batch.to(device)
-    hyps = decoder.decode(batch, modality=mod, beam=job.beam)
+    joint = {"ctc_weight": job.ctc_weight} if job.ctc_weight else {}
+    hyps = decoder.decode(batch, modality=mod, beam=job.beam, **joint)
     if len(hyps) != len(samples):
         raise RuntimeError(f"decoder returned {len(hyps)} hypotheses for {len(samples)} clips")
     return hyps

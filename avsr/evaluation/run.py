@@ -26,6 +26,7 @@ from avsr.checkpoint import read_model_config
 from avsr.config import save_config, to_dict
 from avsr.data import AVDataset, DataConfig
 from avsr.data.targets import SplitFiles, read_split, target_files, write_rows
+from avsr.decoding.ctc_lm import CTCBeamConfig, install_ctc_decoder
 from avsr.errors import UserError
 from avsr.evaluation.grid import (
     Condition,
@@ -40,7 +41,7 @@ from avsr.evaluation.results import Cell, EvalResults, write_markdown
 from avsr.io import atomic_write_json, atomic_write_text
 from avsr.logging_utils import get_logger, progress
 from avsr.metrics import ALL, CER_SIGNATURE, WER_SIGNATURE, bleu_signature, score_by_language
-from avsr.models.finetuned import load_finetuned
+from avsr.models.finetuned import check_joint_decoding, load_finetuned
 from avsr.noise import NoiseBank, parse_categories, parse_snrs
 from avsr.runtime import input_geometry, pick_device, resolve_model_dir
 
@@ -79,6 +80,13 @@ class EvalConfig:
     """Seed of the per-clip choice and offset of the noise."""
     beam: int = 5
     """Beam width of seq2seq decoding."""
+    ctc_weight: float = 0.0
+    """Joint CTC/attention decoding of a seq2seq model with a CTC branch: score =
+    (1 - w) * attention + w * CTC prefix score (0: attention only)."""
+    decoder: str = "greedy"
+    """CTC models: ``greedy`` (best path) or ``beam`` (prefix beam search, optional LM)."""
+    ctc: CTCBeamConfig = field(default_factory=CTCBeamConfig)
+    """CTC prefix beam search options (``decoder: beam``): beam size, LM, lexicon, weights."""
     max_frames_per_batch: int = 1000
     """Bound on batch size x longest clip, in video frames (25 fps)."""
     max_batch_size: int = 16
@@ -252,19 +260,19 @@ def run_evaluation(
         cfg.model = str(resolve_model_dir(cfg.model))
         model_config = read_model_config(cfg.model)
     task = str((model_config.get("finetune") or {}).get("task", "avsr"))
+    check_joint_decoding(model_config, cfg.ctc_weight, cfg.model)
     data = resolve_data(cfg, task, out)
     scored = _load_test_set(cfg, ev, data, model_config)
     bank, noise_files = _noise_bank(cfg, ev)
     conditions = grid_conditions(ev.noises, ev.snrs)
     job = _grid_job(cfg, ev, conditions)
-    cfg_record = {
-        k: v for k, v in to_dict(cfg).items() if k not in ("device", "plots", "num_workers")
-    }
+    cfg_record = _config_record(cfg)
     fingerprint = _run_fingerprint(cfg, cfg_record, model_config, data, noise_files, scored)
     hyp_dir = out / "hyps"
     ids = [r.id for r in scored.dataset.rows]
     cached = _cached(hyp_dir, fingerprint, conditions, ev.modalities, ids)
     model, device = _model_on_device(cfg, model)
+    install_ctc_decoder(model, cfg.decoder, cfg.ctc, where=cfg.model)
     hyps = _decode(model, scored, job, bank, cached, device, hyp_dir)
     results = EvalResults(
         task=task,
@@ -285,6 +293,27 @@ def run_evaluation(
     )
     _write_outputs(cfg, results, out)
     return results
+
+
+RUN_ONLY = ("device", "plots", "num_workers")
+"""EvalConfig fields that do not change the hypotheses (left out of the record)."""
+OMITTED_AT_DEFAULT = (
+    "ctc_weight",
+    "decoder",
+    "ctc",
+)
+"""Decoding options left out of the record at their default value, so that the results of
+an evaluation made before the option existed keep their bytes and their fingerprint."""
+
+
+def _config_record(cfg: EvalConfig) -> dict[str, Any]:
+    """The options recorded in results.json and the hypotheses' fingerprint."""
+    default = to_dict(EvalConfig())
+    return {
+        k: v
+        for k, v in to_dict(cfg).items()
+        if k not in RUN_ONLY and not (k in OMITTED_AT_DEFAULT and v == default[k])
+    }
 
 
 def _load_test_set(
@@ -336,6 +365,7 @@ def _grid_job(cfg: EvalConfig, ev: Evaluation, conditions: list[Condition]) -> G
         modalities=ev.modalities,
         seed=cfg.seed,
         beam=cfg.beam,
+        ctc_weight=cfg.ctc_weight,
         max_frames_per_batch=cfg.max_frames_per_batch,
         max_batch_size=cfg.max_batch_size,
         num_workers=cfg.num_workers,
@@ -352,17 +382,20 @@ def _run_fingerprint(
 ) -> str:
     """What the hypotheses are made from: config, model, weights, data and noise files."""
     weights = Path(cfg.model) / "model.safetensors"
-    return _fingerprint(
-        {
-            "config": cfg_record,
-            "model_config": model_config,
-            "weights": _file_digest(weights) if weights.is_file() else None,
-            "manifest": _file_digest(data.manifest),
-            "labels": _file_digest(data.labels),
-            "noise": noise_files,
-            "crop": [scored.crop, scored.image_size],
-        }
-    )
+    parts = {
+        "config": cfg_record,
+        "model_config": model_config,
+        "weights": _file_digest(weights) if weights.is_file() else None,
+        "manifest": _file_digest(data.manifest),
+        "labels": _file_digest(data.labels),
+        "noise": noise_files,
+        "crop": [scored.crop, scored.image_size],
+    }
+    if cfg.decoder != "greedy":  # the LM and lexicon contents (absent at the default)
+        for path in (cfg.ctc.lm, cfg.ctc.lexicon):
+            if path and Path(path).is_file():
+                parts[path] = _file_digest(Path(path))
+    return _fingerprint(parts)
 
 
 def _model_on_device(cfg: EvalConfig, model: Decoder | None) -> tuple[Decoder, str]:

@@ -17,6 +17,7 @@ test time it can be given audio and video (the zero-shot AV setting).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,7 +29,7 @@ from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, sav
 from avsr.config import from_dict, to_dict
 from avsr.errors import UserError
 from avsr.models.av.io import encoder_sections, load_strict, rebuild_av_encoder
-from avsr.models.heads.beam import beam_search
+from avsr.models.heads.beam import JointCTC, beam_search
 from avsr.models.heads.ctc import CTCHead, CTCHeadConfig, ctc_greedy_decode
 from avsr.models.heads.decoder import DecoderConfig, TransformerDecoder
 from avsr.step_output import StepOutput
@@ -61,8 +62,9 @@ class FinetunedConfig:
     """The Transformer decoder (``head: s2s``)."""
     ctc_weight: float = 0.0
     """seq2seq only: weight of an auxiliary CTC loss on the encoder (joint CTC/attention
-    training, ESPnet / auto_avsr: loss = (1 - w) * attention + w * CTC). The CTC branch
-    (``ctc_aux``) is used in training only; decoding is the decoder's beam search."""
+    training, ESPnet / auto_avsr: loss = (1 - w) * attention + w * CTC). Decoding uses the
+    CTC branch (``ctc_aux``) only when asked for joint CTC/attention decoding (a decode-time
+    ``ctc_weight``); by default it is the decoder's beam search alone."""
 
     @property
     def norm_mode(self) -> NormMode:
@@ -120,6 +122,9 @@ class FinetunedModel(nn.Module):
         if not 0.0 <= config.ctc_weight < 1.0:
             raise UserError(f"ctc_weight must be in [0, 1), got {config.ctc_weight}")
         self.ctc_aux: CTCHead | None = None
+        self.ctc_decoder: Callable[[Tensor, Tensor], list[list[int]]] | None = None
+        """CTC models: decodes (logits (B, T, V), lens (B,)) into ids per row (e.g. a prefix
+        beam search with an LM, :class:`avsr.decoding.ctc_lm.CTCBeamDecoder`); None: greedy."""
         if config.head == "s2s" and config.ctc_weight > 0.0:
             self.config.ctc.blank_id = tokenizer.pad_id
             self.ctc_aux = CTCHead(dim, vocab, config.ctc)
@@ -192,15 +197,25 @@ class FinetunedModel(nn.Module):
 
     # -- inference ------------------------------------------------------------------
     @torch.no_grad()
-    def decode_ids(self, batch: Any, *, modality: str = "av", beam: int = 5) -> list[list[int]]:
-        """Token ids of the best hypothesis per row (greedy for CTC, beam search for s2s)."""
+    def decode_ids(
+        self, batch: Any, *, modality: str = "av", beam: int = 5, ctc_weight: float = 0.0
+    ) -> list[list[int]]:
+        """Token ids of the best hypothesis per row (greedy for CTC, beam search for s2s;
+        ``ctc_weight`` > 0: joint CTC/attention beam search with the CTC branch at that weight)."""
+        check_joint_decoding({"finetune": to_dict(self.config)}, ctc_weight, "this model")
         was_training = self.training
         self.eval()
         try:
             enc = self.encode(batch, modality=modality)
             if self.config.head == "ctc":
                 logits = self.head(enc.feats)
+                if self.ctc_decoder is not None:
+                    return self.ctc_decoder(logits, enc.lens)
                 return ctc_greedy_decode(logits, enc.lens, blank_id=self.head.blank_id)
+            joint = None
+            if ctc_weight > 0.0 and self.ctc_aux is not None:
+                log_probs = self.ctc_aux(enc.feats)
+                joint = JointCTC(log_probs=log_probs, lens=enc.lens, weight=ctc_weight, blank_id=self.ctc_aux.blank_id)
             max_len = self.head.max_len(int(enc.feats.shape[1]))
             hyps = beam_search(
                 self.head,
@@ -211,14 +226,35 @@ class FinetunedModel(nn.Module):
                 bos_id=self.tokenizer.bos_id,
                 pad_id=self.tokenizer.pad_id,
                 eos_id=self.tokenizer.eos_id,
+                ctc=joint,
             )
             return [h[0].tokens for h in hyps]
         finally:
             self.train(was_training)
 
-    def decode(self, batch: Any, *, modality: str = "av", beam: int = 5) -> list[str]:
+    def decode(self, batch: Any, *, modality: str = "av", beam: int = 5, ctc_weight: float = 0.0) -> list[str]:
         """Text per row of an ``AVBatch``: transcripts (avsr) or English translations (avst)."""
-        return [self.tokenizer.decode(ids) for ids in self.decode_ids(batch, modality=modality, beam=beam)]
+        ids = self.decode_ids(batch, modality=modality, beam=beam, ctc_weight=ctc_weight)
+        return [self.tokenizer.decode(row) for row in ids]
+
+
+def check_joint_decoding(model_config: dict[str, Any], ctc_weight: float, where: str | Path) -> None:
+    """UserError unless ``ctc_weight`` is in [0, 1] and, when above 0, the model ``where``
+    (its ``config.yaml`` content ``model_config``) is seq2seq with a CTC branch."""
+    if not 0.0 <= ctc_weight <= 1.0:
+        raise UserError(f"--ctc-weight must be in [0, 1], got {ctc_weight}")
+    ft = model_config.get("finetune") or {}
+    if ctc_weight == 0.0 or (ft.get("head") == "s2s" and float(ft.get("ctc_weight") or 0.0) > 0.0):
+        return
+    what = (
+        "a CTC model (no attention decoder; it decodes greedily)"
+        if ft.get("head") == "ctc"
+        else "a seq2seq model fine-tuned without a CTC branch (model.ctc_weight 0)"
+    )
+    raise UserError(
+        f"{where}: joint CTC/attention decoding (--ctc-weight {ctc_weight}) needs a seq2seq model "
+        f"with a CTC branch (fine-tuned with model.ctc_weight > 0); this is {what}"
+    )
 
 
 # -- files ---------------------------------------------------------------------------

@@ -7,8 +7,8 @@ where ``loss`` is **summed** over the batch's targets. One update takes
 sample size and normalises the gradients by the **global** sample size, so
 2 processes x half batch give the same update as 1 process x full batch.
 
-Per update: bf16 autocast (CUDA only), gradient accumulation (DDP ``no_sync`` /
-FSDP2 ``set_requires_gradient_sync``), clipping (``clip_grad_norm_``; under FSDP2
+Per update: bf16 autocast (CUDA; on CPU with ``bf16_cpu``), gradient accumulation
+(DDP ``no_sync`` / FSDP2 ``set_requires_gradient_sync``), clipping (``clip_grad_norm_``; under FSDP2
 its DTensor result is turned into a number with ``.full_tensor()`` on every
 rank), a NaN/inf guard (the step is skipped and counted; past
 ``nan_max_skips`` the run stops with :class:`TrainingDiverged`), AdamW with

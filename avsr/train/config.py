@@ -57,7 +57,11 @@ class TrainConfig:
     best_mode: Literal["min", "max"] = "min"
     """Whether a lower (``min``) or higher (``max``) ``best_metric`` is better."""
     bf16: bool = True
-    """bf16 autocast; only used on CUDA."""
+    """bf16 autocast on CUDA (forward and loss; weights, gradients and Adam stay fp32)."""
+    bf16_cpu: bool = False
+    """Also autocast to bf16 on CPU (with ``bf16``): PyTorch's CPU autocast applies the same
+    per-op dtype policy as CUDA's, so the bf16 path can be tested without a GPU. Off by
+    default: CPU runs stay fp32."""
     distributed: Literal["ddp", "fsdp2"] = "ddp"
     """How several processes share the model: replicated (DDP) or sharded (FSDP2)."""
     sync_batchnorm: bool = False

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+SINGLE_GROUP_ENV = "AVSR_PROCESS_GROUP"
+"""Set to ``1``: a world of one process also joins a process group, so DDP/FSDP2 wrap the
+model (how one GPU runs the nccl DDP/FSDP2 paths: ``avsr env --gpu-check``)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class DistInfo:
@@ -30,15 +34,17 @@ class DistInfo:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Several processes, or a process group of one (``AVSR_PROCESS_GROUP=1``)."""
+        return self.world_size > 1 or self.backend is not None
 
 
 def init_distributed(device: str | None = None) -> DistInfo:
     """Join the process group torchrun describes (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ...).
 
     nccl on CUDA, gloo on CPU. Without torchrun variables (or ``WORLD_SIZE=1``)
-    no process group is created. ``device`` overrides the automatic choice
-    (``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``).
+    no process group is created, unless ``AVSR_PROCESS_GROUP=1`` (then ``MASTER_ADDR`` and
+    ``MASTER_PORT`` must be set, as torchrun does). ``device`` overrides the automatic
+    choice (``cuda:LOCAL_RANK`` when CUDA is available, else ``cpu``).
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -52,7 +58,7 @@ def init_distributed(device: str | None = None) -> DistInfo:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     backend = None
-    if world > 1:
+    if world > 1 or os.environ.get(SINGLE_GROUP_ENV) == "1":
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if not dist.is_initialized():
             kwargs = {"device_id": dev} if dev.type == "cuda" else {}

@@ -174,7 +174,9 @@ class Trainer:
         self.model_config = dict(model_config or {})
         self.model_kind = model_kind
         self.train_data = train_data
-        self.use_bf16 = cfg.bf16 and self.device.type == "cuda"
+        self.use_bf16 = cfg.bf16 and (
+            self.device.type == "cuda" or (cfg.bf16_cpu and self.device.type == "cpu")
+        )
 
         self.model = model.to(self.device)
         seed_everything(cfg.seed + 1_000_003 * self.dist.rank)
@@ -473,7 +475,7 @@ class Trainer:
     # ---------------------------------------------------------------- loop
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.use_bf16:
-            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def validate(self) -> dict[str, float]:

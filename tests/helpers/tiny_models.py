@@ -74,9 +74,10 @@ def confident_ctc(model: FinetunedModel) -> FinetunedModel:
 
 
 def make_tiny_finetuned(
-    path: Path, *, task: str = "avsr", head: str = "ctc", modality: str = "av"
+    path: Path, *, task: str = "avsr", head: str = "ctc", modality: str = "av", ctc_weight: float = 0.0
 ) -> Path:
-    """Save a tiny AV encoder (1 Transformer layer, 32 dims, narrow ResNet) + CTC head."""
+    """Save a tiny AV encoder (1 Transformer layer, 32 dims, narrow ResNet) + CTC head (or
+    ``head="s2s"``: a 1-layer decoder, with a CTC branch when ``ctc_weight`` > 0)."""
     cfg = AVModelConfig(
         visual=VisualSection(stem_channels=8, widths=[8, 8, 16, 16], blocks=[1, 1, 1, 1])
     )
@@ -86,6 +87,6 @@ def make_tiny_finetuned(
     texts = [" ".join(WORDS[(i * 3 + k) % len(WORDS)] for k in range(4)) for i in range(20)]
     tok = train_tokenizer(texts, vocab_size=40)
     small_decoder = DecoderConfig(num_layers=1, model_dim=32, ffn_dim=64, num_heads=2, max_len_b=8)
-    ft = FinetunedConfig(task=task, head=head, modality=modality, decoder=small_decoder)  # type: ignore[arg-type]
+    ft = FinetunedConfig(task=task, head=head, modality=modality, decoder=small_decoder, ctc_weight=ctc_weight)  # type: ignore[arg-type]
     model = FinetunedModel(encoder, tok, ft)
     return save_finetuned(model.eval(), path)

@@ -12,6 +12,14 @@ live. With a length penalty ``lp`` the finished score is ``sum / len**lp`` and
 a sentence is done once it has ``beam`` finished hypotheses.
 
 ``beam=1`` is greedy decoding.
+
+Joint CTC/attention decoding (``ctc=JointCTC(...)``, ESPnet / auto_avsr): every
+extension is scored ``(1 - w) * log p_att(c | h) + w * (log psi(h + c) - log psi(h))``
+with ``psi`` the CTC prefix score (:mod:`avsr.models.heads.ctc_prefix`), so a
+hypothesis scores ``(1 - w) * log p_att + w * log p_ctc``. Both parts can only
+fall as a hypothesis grows, so the stopping rule above still holds. With
+``w = 0`` (or no ``ctc``) the search is the attention-only one, operation for
+operation.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from avsr.models.heads.ctc_prefix import CTCPrefixScorer
 
 
 class IncrementalDecoder(Protocol):
@@ -47,7 +57,25 @@ class Hypothesis:
     tokens: list[int]
     """Output tokens, without bos / eos."""
     score: float
-    """Sum of log-probs (eos included), divided by ``len**len_penalty``."""
+    """Sum of log-probs (eos included; joint CTC/attention: the weighted sum of both),
+    divided by ``len**len_penalty``."""
+
+
+@dataclass(kw_only=True)
+class JointCTC:
+    """The CTC branch's output for joint CTC/attention decoding."""
+
+    log_probs: Tensor
+    """(B, T, V) CTC log-probabilities over the encoder frames."""
+    lens: Tensor
+    """(B,) valid frames per sentence."""
+    weight: float
+    """CTC weight ``w`` in [0, 1]: score = (1 - w) * attention + w * CTC prefix score."""
+    blank_id: int = 1
+    """The CTC blank (the tokenizer's pad id)."""
+    pre_beam: int | None = None
+    """CTC-score only the best ``pre_beam`` tokens of each prefix by attention (ESPnet's
+    partial scoring; the others are dropped); None: the whole vocabulary (exact)."""
 
 
 @dataclass(kw_only=True)
@@ -84,29 +112,36 @@ def beam_search(
     eos_id: int = 2,
     len_penalty: float = 0.0,
     nbest: int = 1,
+    ctc: JointCTC | None = None,
 ) -> list[list[Hypothesis]]:
     """Decode a batch. enc (B, T, E), enc_padding_mask (B, T) True at padding.
 
     Returns, per sentence, its ``nbest`` best finished hypotheses, best first.
-    ``max_len`` counts output tokens including eos.
+    ``max_len`` counts output tokens including eos. ``ctc``: joint CTC/attention
+    scoring (see the module docstring).
     """
     if beam < 1:
         raise ValueError(f"beam must be >= 1, got {beam}")
     search = _start(decoder, enc, enc_padding_mask, beam, bos_id)
     bsz, device = enc.shape[0], enc.device
+    scorer = _ctc_scorer(ctc, beam, eos_id)
     for t in range(max_len):
         logits = decoder.step(search.tokens[:, -1], search.state)
         last = t == max_len - 1
-        logp = _step_log_probs(logits, last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
+        if scorer is None:
+            logp = _step_log_probs(logits, last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
+        else:
+            assert ctc is not None
+            logp = _joint_log_probs(logits, scorer, ctc, last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
         sel_rows, sel_tok, sel_score = _select(search, t, logp, pad_id, eos_id, len_penalty)
         if all(search.done):
             break
         index = torch.tensor(sel_rows, dtype=torch.long, device=device)
+        tokens = torch.tensor(sel_tok, device=device)
         search.state = decoder.reorder(search.state, index)
-        search.tokens = torch.cat(
-            [search.tokens.index_select(0, index), torch.tensor(sel_tok, device=device)[:, None]],
-            dim=1,
-        )
+        search.tokens = torch.cat([search.tokens.index_select(0, index), tokens[:, None]], dim=1)
+        if scorer is not None:
+            scorer.advance(index, tokens)
         search.scores = torch.tensor(sel_score, device=device).view(bsz, beam)
     return _best(search.finished, nbest)
 
@@ -168,6 +203,11 @@ def _start(
 def _step_log_probs(logits: Tensor, *, last: bool, bos_id: int, pad_id: int, eos_id: int) -> Tensor:
     """(B*k, V) log-probabilities of the next token: never bos or pad; only eos at the last step."""
     logp = F.log_softmax(logits.float(), dim=-1)  # (B*k, V)
+    return _mask_specials(logp, last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
+
+
+def _mask_specials(logp: Tensor, *, last: bool, bos_id: int, pad_id: int, eos_id: int) -> Tensor:
+    """``logp`` (B*k, V) in place with bos and pad at -inf, and only eos left at the last step."""
     logp[:, bos_id] = NEG_INF
     logp[:, pad_id] = NEG_INF
     if last:
@@ -175,6 +215,34 @@ def _step_log_probs(logits: Tensor, *, last: bool, bos_id: int, pad_id: int, eos
         logp.fill_(NEG_INF)
         logp[:, eos_id] = eos_col
     return logp
+
+
+def _ctc_scorer(ctc: JointCTC | None, k: int, eos_id: int) -> CTCPrefixScorer | None:
+    """The prefix scorer of a joint search (None: attention only, ``ctc`` absent or weight 0)."""
+    if ctc is None or ctc.weight == 0.0:
+        return None
+    if not 0.0 < ctc.weight <= 1.0:
+        raise ValueError(f"CTC weight must be in [0, 1], got {ctc.weight}")
+    log_probs = F.log_softmax(ctc.log_probs.float(), dim=-1)
+    return CTCPrefixScorer(log_probs, ctc.lens, k=k, blank_id=ctc.blank_id, eos_id=eos_id)
+
+
+def _joint_log_probs(
+    logits: Tensor, scorer: CTCPrefixScorer, ctc: JointCTC, *, last: bool, bos_id: int, pad_id: int, eos_id: int
+) -> Tensor:
+    """(B*k, V) joint scores of the next token, ``(1 - w) * attention + w * CTC prefix
+    increment``, with the specials masked as in :func:`_step_log_probs`."""
+    att = F.log_softmax(logits.float(), dim=-1)  # (B*k, V)
+    vocab = att.shape[-1]
+    if ctc.pre_beam is None or ctc.pre_beam >= vocab:
+        ctc_inc = scorer.increments()
+    else:
+        masked = _mask_specials(att.clone(), last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
+        cand = masked.topk(ctc.pre_beam, dim=-1).indices  # (B*k, C)
+        ctc_inc = torch.full_like(att, NEG_INF).scatter(1, cand, scorer.increments(cand))
+    w = ctc.weight
+    joint = w * ctc_inc if w == 1.0 else (1.0 - w) * att + w * ctc_inc
+    return _mask_specials(joint, last=last, bos_id=bos_id, pad_id=pad_id, eos_id=eos_id)
 
 
 def _next_live(
