@@ -68,14 +68,23 @@ class ErrorCounts:
     """
 
     sentences: int = 0
+    """Sentences scored."""
     ref_words: int = 0
+    """Words in the references (the WER denominator)."""
     hyp_words: int = 0
+    """Words in the hypotheses."""
     hits: int = 0
+    """Reference words matched exactly."""
     substitutions: int = 0
+    """Reference words replaced by another word."""
     deletions: int = 0
+    """Reference words missing from the hypothesis."""
     insertions: int = 0
+    """Hypothesis words with no reference word."""
     ref_chars: int = 0
+    """Characters in the references, spaces counted (the CER denominator)."""
     char_errors: int = 0
+    """Character edits (substitutions + deletions + insertions)."""
 
     @property
     def errors(self) -> int:

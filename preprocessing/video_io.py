@@ -216,16 +216,11 @@ class ResampledFrame:
 class ResampleStats:
     """What decoding at a fixed output rate found (filled in while iterating)."""
 
-    n_source_frames: int = 0
-    """Source frames decoded."""
-    start: float = 0.0
-    """Timestamp of the first source frame (s)."""
-    duration: float = 0.0
-    """Clip duration: first frame to the end of the last one (s)."""
-    n_out_frames: int = 0
-    """Output frames produced."""
-    rotation: int = 0
-    """Rotation of the source frames (counter-clockwise degrees)."""
+    n_source_frames: int = 0  # Source frames decoded.
+    start: float = 0.0  # Timestamp of the first source frame (s).
+    duration: float = 0.0  # Clip duration: first frame to the end of the last one (s).
+    n_out_frames: int = 0  # Output frames produced.
+    rotation: int = 0  # Rotation of the source frames (counter-clockwise degrees).
     damage: DamageStats = field(default_factory=DamageStats)
     """Video packets the decoder rejected (skipped; the previous frame is held)."""
 

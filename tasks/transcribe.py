@@ -1,13 +1,16 @@
 """``avsr transcribe VIDEO...``: transcribe (or translate) your own videos.
 
 Each video is preprocessed on the fly (face mesh, mouth ROI, 16 kHz audio), cut
-into windows and decoded in batches by a fine-tuned model::
+into speech segments at pauses (or fixed windows with ``--segment fixed``) and
+decoded in batches by a fine-tuned model; CTC models also give word times::
 
     avsr transcribe talk.mp4 --model RUN/best
     avsr transcribe a.mp4 b.mp4 --model RUN/st --task translate --format srt --out subs/
     avsr transcribe talk.mp4 --model RUN/best --format json --out talk.json
+    avsr transcribe talk.mp4 --model RUN/best --format vtt --av-offset 120
 
-No face: audio-only decoding with a warning (an error with ``--modality av|v``).
+No face: audio-only decoding with a warning (an error with ``--modality av|v``);
+segments of an AV video where the face is missing are decoded audio-only and marked.
 No audio: video-only decoding.
 """
 
@@ -19,8 +22,10 @@ import os
 import sys
 from pathlib import Path
 
+from avsr.av_offset import parse_av_offset
 from avsr.errors import UserError
 from avsr.io import atomic_write_text
+from avsr.transcript import Transcript, to_srt, to_text, to_vtt
 from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
 from tasks.ctc_decoding_args import add_ctc_decoding_arguments, ctc_beam_config_from_args
 
@@ -43,14 +48,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--format",
-        choices=["text", "srt", "json"],
+        choices=["text", "txt", "srt", "vtt", "json"],
         default="text",
-        help="output format (default text, with timestamps)",
+        help="output format: text/txt (with timestamps), srt, vtt (WebVTT) or json "
+        "(segments, word times, modality per segment); default text",
     )
     parser.add_argument(
         "--out",
         metavar="PATH",
-        help="output file (one video, or json/text for many) or folder (srt for many videos); default: stdout",
+        help="output file (one video, or json/text for many) or folder (srt/vtt for many videos); "
+        "default: stdout",
     )
     parser.add_argument(
         "--modality",
@@ -59,11 +66,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="input used (default auto: AV when face and audio are there)",
     )
     parser.add_argument(
+        "--segment",
+        choices=["vad", "fixed"],
+        default="vad",
+        help="vad (default): speech segments cut at pauses by voice-activity detection; "
+        "fixed: windows of equal length",
+    )
+    parser.add_argument(
         "--window",
         type=float,
-        default=10.0,
+        default=None,
         metavar="SECONDS",
-        help="window length for long videos (default 10)",
+        help="longest speech segment (vad, default 20) or window length (fixed, default 10)",
+    )
+    parser.add_argument(
+        "--av-offset",
+        type=_av_offset_arg,
+        default=0.0,
+        metavar="auto|MS",
+        help="how much the audio lags the lips, in ms (negative: it leads); corrected before "
+        "decoding (default 0). auto: estimated from the lips and the audio, corrected when "
+        "confident, and reported (json: av_offset_estimate)",
     )
     parser.add_argument("--beam", type=int, default=5, help="beam width (seq2seq models)")
     parser.add_argument(
@@ -92,9 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_set_arg(parser, "override a preprocessing field (repeatable)")
 
 
+def _av_offset_arg(text: str) -> float | str:
+    try:
+        return parse_av_offset(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(args: argparse.Namespace) -> int:
     from avsr.decoding.ctc_lm import install_ctc_decoder
-    from avsr.inference import to_srt, to_text
     from preprocessing.clip import PreprocessConfig
     from tasks.transcriber import Transcriber
 
@@ -118,33 +147,44 @@ def main(args: argparse.Namespace) -> int:
     )
     ctc = ctc_beam_config_from_args(args)
     install_ctc_decoder(tr.model, args.decoder or "greedy", ctc, where=model)
-    results = [
-        tr.transcribe_detailed(v, task=args.task, window_s=args.window, modality=args.modality)
-        for v in args.videos
-    ]
-    many = len(results) > 1
+    results = tr.transcribe_many(
+        args.videos,
+        task=args.task,
+        window_s=args.window,
+        modality=args.modality,
+        segment=args.segment,
+        av_offset_ms=args.av_offset,
+    )
     out = Path(args.out) if args.out else None
-
-    if args.format == "json":
-        payload = [r.to_dict() for r in results] if many else results[0].to_dict()
-        text = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
-    elif args.format == "srt":
-        if many and out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            for r in results:
-                atomic_write_text(out / f"{Path(r.video).stem}.srt", to_srt(r.segments))
-            print(f"wrote {len(results)} subtitle files to {out}", file=sys.stderr)
-            return 0
-        text = "\n".join((f"# {r.video}\n" if many else "") + to_srt(r.segments) for r in results)
-    else:
-        parts = []
-        for r in results:
-            body = to_text(r, timestamps=not args.no_timestamps)
-            parts.append(f"# {r.video} ({r.modality})\n{body}" if many else body)
-        text = "".join(parts)
+    text = _render(results, args, out)
+    if text is None:
+        return 0
     if out is None:
         sys.stdout.write(text)
     else:
         atomic_write_text(out, text)
         print(f"wrote {out}", file=sys.stderr)
     return 0
+
+
+def _render(results: list[Transcript], args: argparse.Namespace, out: Path | None) -> str | None:
+    """The text to print or write in ``args.format``; None when subtitle files for several
+    videos were written into the folder ``out``."""
+    many = len(results) > 1
+    if args.format == "json":
+        payload = [r.to_dict() for r in results] if many else results[0].to_dict()
+        return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    if args.format in ("srt", "vtt"):
+        write = to_srt if args.format == "srt" else to_vtt
+        if many and out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            for r in results:
+                atomic_write_text(out / f"{Path(r.video).stem}.{args.format}", write(r.segments))
+            print(f"wrote {len(results)} subtitle files to {out}", file=sys.stderr)
+            return None
+        return "\n".join((f"# {r.video}\n" if many else "") + write(r.segments) for r in results)
+    parts = []
+    for r in results:
+        body = to_text(r, timestamps=not args.no_timestamps)
+        parts.append(f"# {r.video} ({r.modality})\n{body}" if many else body)
+    return "".join(parts)

@@ -129,8 +129,11 @@ def safe_torch_load(path: str | Path) -> Any:
         ValueError,
         OSError,
         KeyError,
+        IndexError,
         AttributeError,
         TypeError,
+        MemoryError,
+        OverflowError,
     ) as exc:
         raise UserError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
 

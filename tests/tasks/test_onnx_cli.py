@@ -34,7 +34,7 @@ def test_export_then_transcribe_with_onnxruntime(
     texts = {}
     for backend in ("torch", "onnx"):
         argv = ["transcribe", str(video), "--model", str(tiny_finetuned_dir), "--window", "0.8",
-                "--format", "json", "--backend", backend, "--onnx", str(onnx)]
+                "--segment", "fixed", "--format", "json", "--backend", backend, "--onnx", str(onnx)]
         assert main(argv) == 0
         texts[backend] = [s["text"] for s in json.loads(capsys.readouterr().out)["segments"]]
     assert texts["onnx"] == texts["torch"] and len(texts["onnx"]) == 3

@@ -42,10 +42,14 @@ def test_output_formats() -> None:
     assert to_text(tr).splitlines()[0] == "[00:00.00 - 00:10.00] hola que tal"
     assert to_text(tr, timestamps=False) == "hola que tal adiós\n"
     d = tr.to_dict()
-    assert (
-        d["segments"][2] == {"start": 12.48, "end": 3725.5, "text": "adiós"}
-        and d["modality"] == "av"
-    )
+    assert d["segments"][2] == {
+        "start": 12.48,
+        "end": 3725.5,
+        "text": "adiós",
+        "modality": "av",
+        "words": [],
+    }
+    assert d["modality"] == "av" and d["face"] == "largest"
 
 
 @pytest.fixture(scope="module")

@@ -37,14 +37,16 @@ def transcriber(env: dict[str, Path]) -> Transcriber:
 
 
 def test_api_windows_and_modalities(transcriber: Transcriber, env: dict[str, Path]) -> None:
-    det = transcriber.transcribe_detailed(env["face"], window_s=0.6)
+    det = transcriber.transcribe_detailed(env["face"], window_s=0.6, segment="fixed")
     assert det.modality == "av" and det.warnings == []
     assert [(s.start, s.end) for s in det.segments] == [(0.0, 0.6), (0.6, 1.2), (1.2, 1.6)]
     assert all(isinstance(s.text, str) for s in det.segments)
     # the same call gives the same text
-    alone = transcriber.transcribe(env["face"], window_s=0.6)
+    alone = transcriber.transcribe(env["face"], window_s=0.6, segment="fixed")
     assert [s.text for s in alone] == [s.text for s in det.segments]
-    a_only = transcriber.transcribe_detailed(env["face"], window_s=0.6, modality="a")
+    a_only = transcriber.transcribe_detailed(
+        env["face"], window_s=0.6, modality="a", segment="fixed"
+    )
     assert a_only.modality == "a" and len(a_only.segments) == 3
 
     car = transcriber.transcribe_detailed(env["carphone"], window_s=2.0)
@@ -75,7 +77,8 @@ def test_cli_prints_text_for_the_carphone_clip(
     assert main([*argv, "--format", "json", "--out", str(tmp_path / "t.json")]) == 0
     data = json.loads((tmp_path / "t.json").read_text())
     assert [d["modality"] for d in data] == ["v", "av"]
-    assert main(["transcribe", str(env["face"]), *model, "--format", "srt", "--window", "0.6"]) == 0
+    srt_argv = ["--format", "srt", "--segment", "fixed", "--window", "0.6"]
+    assert main(["transcribe", str(env["face"]), *model, *srt_argv]) == 0
     srt = capsys.readouterr().out
     assert "00:00:00,000 --> 00:00:00,600" in srt or srt.strip() == ""
     assert main(["transcribe", str(tmp_path / "missing.mp4"), *model]) == 2
