@@ -65,6 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="input used (default auto: AV when face and audio are there)",
     )
+    _add_segmenting_arguments(parser)
+    _add_decoding_arguments(parser)
+    parser.add_argument("--no-timestamps", action="store_true", help="text format: the text only")
+    add_config_arg(parser, "preprocessing config (PreprocessConfig fields)", metavar="YAML")
+    add_set_arg(parser, "override a preprocessing field (repeatable)")
+
+
+def _add_segmenting_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the media is cut (speech segments or fixed windows) and the A/V offset."""
     parser.add_argument(
         "--segment",
         choices=["vad", "fixed"],
@@ -88,6 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "decoding (default 0). auto: estimated from the lips and the audio, corrected when "
         "confident, and reported (json: av_offset_estimate)",
     )
+
+
+def _add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """Search (beam, joint CTC, CTC LM), batching, device and backend."""
     parser.add_argument("--beam", type=int, default=5, help="beam width (seq2seq models)")
     parser.add_argument(
         "--ctc-weight",
@@ -110,9 +123,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--onnx", metavar="FILE", help="ONNX file of --backend onnx (default MODEL/model.onnx)"
     )
-    parser.add_argument("--no-timestamps", action="store_true", help="text format: the text only")
-    add_config_arg(parser, "preprocessing config (PreprocessConfig fields)", metavar="YAML")
-    add_set_arg(parser, "override a preprocessing field (repeatable)")
 
 
 def _av_offset_arg(text: str) -> float | str:
