@@ -145,14 +145,14 @@ class _KeptFrames:
             self.frames.append(self.gray)
 
 
-def _upright_size(sf: SourceFrame) -> tuple[int, int]:
+def upright_size(sf: SourceFrame) -> tuple[int, int]:
     """(width, height) of a source frame with its rotation applied."""
     if sf.rotation in (90, 270):
         return sf.frame.height, sf.frame.width
     return sf.frame.width, sf.frame.height
 
 
-def _detect_on(
+def detect_on(
     source: LandmarkSource,
     sf: SourceFrame,
     reformatter: Any,
@@ -204,13 +204,13 @@ def _landmark_pass(
             last_idx = sf.index
             have_pts = False
             pts_store = nan_row
-            full = _upright_size(sf)
+            full = upright_size(sf)
             store = fit_size(full[0], full[1], cfg.store_max_side)
             to_full = (full[0] / store[0], full[1] / store[1])
             kept.new_source_frame(sf, cfg.store_max_side, reformatter)
         if not have_pts and rf.out_index % stride == 0:
             have_pts = True
-            pts = _detect_on(source, sf, reformatter, full, store)
+            pts = detect_on(source, sf, reformatter, full, store)
             if pts is not None:
                 pts_store = pts
         track.append(pts_store)

@@ -50,6 +50,7 @@ from torch import nn
 
 from avsr.cli import main as avsr_main
 from avsr.errors import UserError
+from avsr.io import atomic_write_text
 from avsr.train.distributed import SINGLE_GROUP_ENV, cleanup_distributed, init_distributed
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -278,9 +279,7 @@ def run_all(checks: list[Check], work: Path, timeout: float) -> list[Result]:
             failed.add(check.name)
         print(f"[gpu-check] {check.name}: {result.status} ({result.seconds:.1f} s)", flush=True)
         results.append(result)
-    (work / "gpu_check.json").write_text(
-        json.dumps([r.__dict__ for r in results], indent=2) + "\n"
-    )
+    atomic_write_text(work / "gpu_check.json", json.dumps([r.__dict__ for r in results], indent=2) + "\n")
     return results
 
 
@@ -389,7 +388,7 @@ def probe(report: Path, argv: list[str]) -> int:
         "max_memory_allocated": torch.cuda.max_memory_allocated() if cuda else None,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
     }
-    Path(f"{report}.rank{rank}.json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(Path(f"{report}.rank{rank}.json"), json.dumps(record, indent=2) + "\n")
     return rc
 
 

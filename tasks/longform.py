@@ -27,7 +27,7 @@ from preprocessing.audio import align_to_video, decode_audio
 from preprocessing.clip import Clip, PreprocessConfig
 from preprocessing.damage import DamageStats
 from preprocessing.landmarks import LandmarkSource
-from preprocessing.pipeline import _detect_on, _upright_size, default_source_factory
+from preprocessing.pipeline import default_source_factory, detect_on, upright_size
 from preprocessing.video_io import (
     ResampleStats,
     fit_size,
@@ -104,11 +104,11 @@ def iter_chunks(
             sf = rf.src
             if sf.index != last_src:
                 last_src, pts = sf.index, None
-                full = _upright_size(sf)
+                full = upright_size(sf)
                 store = fit_size(full[0], full[1], cfg.store_max_side)
                 gray = np.ascontiguousarray(frame_to_array(sf, "gray", cfg.store_max_side))
             if pts is None and rf.out_index % stride == 0:
-                found = _detect_on(source, sf, None, full, store)
+                found = detect_on(source, sf, None, full, store)
                 pts = found if found is not None else np.full((source.scheme.n_points, 2), np.nan)
             cur.gray.append(gray)
             cur.track.append(pts if pts is not None else np.full((source.scheme.n_points, 2), np.nan))
