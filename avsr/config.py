@@ -164,11 +164,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def _section_type(tp: Any) -> Any:
-    """``Section | None`` -> ``Section`` (an optional section can be set key by key)."""
+    """``Section | None`` -> ``Section`` (an optional section can be set key by key); also
+    ``Section | float`` (a section with a scalar shorthand)."""
     if get_origin(tp) in (Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if len(args) == 1 and (dataclasses.is_dataclass(args[0]) or get_origin(args[0]) is dict):
-            return args[0]
+        sections = [a for a in args if dataclasses.is_dataclass(a) or get_origin(a) is dict]
+        if len(sections) == 1:
+            return sections[0]
     return tp
 
 

@@ -270,8 +270,9 @@ class WindowDecoder:
         if not self._greedy_ctc() or frame_s is None:
             return None
         return (
-            "CTC best path: first and last encoder frame of each word; "
-            f"precision {frame_s * 1000:.0f} ms (one encoder frame)"
+            "CTC best path: from the first frame of a word's first token with text (a lone "
+            "word marker not counted) to the end of its last token's last frame, no shift "
+            f"applied; precision {frame_s * 1000:.0f} ms (one encoder frame)"
         )
 
     def _greedy_ctc(self) -> bool:

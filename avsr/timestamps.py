@@ -2,9 +2,13 @@
 
 The best path is the argmax token of every encoder output frame. A word is the run
 of non-blank tokens from a piece that starts with the SentencePiece word marker
-``▁`` up to the next such piece; it starts at the first frame of its first token
-and ends at the end of the last frame of its last token. The precision is one
-encoder frame (``frame_s``, e.g. 40 ms at 25 encoder frames per second).
+``▁`` up to the next such piece. It starts at the first frame of its first token that
+carries text: a lone ``▁`` piece (the marker without letters, which small vocabularies
+emit as a token of its own) is not counted, as CTC often emits it in the pause before
+the word, or on the first frame of a segment. It ends at the end of the last frame of
+its last token. No fixed shift is applied. The precision is one encoder frame
+(``frame_s``, e.g. 20 ms at 50 encoder frames per second); how far a token's CTC spike
+lies from the spoken word depends on the model.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ class Word:
     word: str
     """The word as decoded."""
     start: float
-    """Start of the word's first token frame (s)."""
+    """Start of the first frame of the word's first token that carries text (s)."""
     end: float
     """End of the word's last token frame (s)."""
 
@@ -58,20 +62,21 @@ def ctc_words(
     ``piece``: token id -> SentencePiece piece; ``frame_s``: seconds per encoder frame;
     ``offset_s``: time of frame 0; ``skip``: special token ids that are not text.
     """
-    words: list[tuple[str, int, int]] = []
+    words: list[tuple[str, int | None, int]] = []  # text, first frame with text, last frame
     for tok, first, last in collapse_path(path, blank_id):
         if tok in skip:
             continue
         p = piece(tok)
+        text = p.removeprefix(WORD_MARK)
         if p.startswith(WORD_MARK) or not words:
-            words.append((p.removeprefix(WORD_MARK), first, last))  # a new word
+            words.append((text, first if text else None, last))  # a new word
         else:
             text0, first0, _ = words[-1]
-            words[-1] = (text0 + p, first0, last)
+            words[-1] = (text0 + text, first if first0 is None and text else first0, last)
     return [
         Word(word=w, start=offset_s + f0 * frame_s, end=offset_s + (f1 + 1) * frame_s)
         for w, f0, f1 in words
-        if w
+        if w and f0 is not None
     ]
 
 

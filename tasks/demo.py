@@ -12,19 +12,32 @@ finished stages):
 5. continued AV pretraining on the units;
 6. fine-tuning: AVSR audio-only, AVSR audio-visual, AVST for one X->En pair;
 7. evaluation on the clean and noisy grid for A and AV input;
-8. a summary table and the effect checks (AV beats A under babble at 0 and -5 dB;
-   zero-shot AV beats the audio-only model's own A input at -5 dB).
+8. a summary (``summary.md``): the evaluation tables, the effect checks of
+   :mod:`tasks.demo_checks` in plain words with their margins (also in ``checks.json``),
+   the translation BLEU, and the stage times. A full run exits 1 when a check fails;
+   ``--quick`` reports them only.
+
+While stages run, a progress line every 15 s names each running stage with its training
+update and time left (:mod:`tasks.stage_progress`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from avsr.evaluation.results import EvalResults, markdown_table
 from avsr.io import atomic_write_json, atomic_write_text
+from tasks.demo_checks import (
+    Check,
+    DemoResults,
+    avst_bleu_table,
+    avst_pair,
+    checks_markdown,
+    demo_checks,
+    load_demo_results,
+    minutes,
+)
 from tasks.demo_config import DemoConfig
 from tasks.demo_stages import CONFIGS, build_stages
 from tasks.stages import run_stages
@@ -43,33 +56,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a DemoConfig field, e.g. finetune.av.updates=100")
 
 
-@dataclass(kw_only=True)
-class Check:
-    """One effect check of the demo."""
-
-    name: str
-    """The effect, e.g. ``AV WER < A WER, babble 0 dB (AV fine-tuned model)``."""
-    passed: bool
-    """Whether the measured numbers show it."""
-    detail: str
-    """The numbers compared, e.g. ``A 99.1%  AV 76.0%``."""
-
-
-def effect_checks(out: Path) -> list[Check]:
-    """The effects the demo exists to show, read from the evaluation results."""
-    av_run = EvalResults.load(out / "eval" / "finetune_av" / "results.json")
-    a_run = EvalResults.load(out / "eval" / "finetune_a" / "results.json")
-    checks = []
-    for snr in (0.0, -5.0):
-        wa, wav = av_run.value("babble", snr, "a"), av_run.value("babble", snr, "av")
-        checks.append(Check(name=f"AV WER < A WER, babble {snr:g} dB (AV fine-tuned model)", passed=wav < wa,
-                            detail=f"A {wa:.1f}%  AV {wav:.1f}%"))
-    za, zav = a_run.value("babble", -5.0, "a"), a_run.value("babble", -5.0, "av")
-    checks.append(Check(name="zero-shot AV: audio-only fine-tuned model, AV WER < its A WER, babble -5 dB",
-                        passed=zav < za, detail=f"A {za:.1f}%  AV {zav:.1f}%"))
-    return checks
-
-
 def summary_table(out: Path) -> str:
     """Markdown tables of every evaluation under ``out/eval``."""
     parts = []
@@ -78,6 +64,31 @@ def summary_table(out: Path) -> str:
         if res_path.is_file():
             parts.append(f"### {name.name}\n\n" + markdown_table(EvalResults.load(res_path)))
     return "\n\n".join(parts)
+
+
+def checks_section(d: DemoResults, *, quick: bool) -> tuple[str, list[Check]]:
+    """The "Effect checks" section of ``summary.md`` (every goal's cells in plain words and
+    the translation BLEU table) and the checks themselves."""
+    checks = demo_checks(d)
+    body = checks_markdown(checks, avst_bleu_table(d), avst_pair(d))
+    if quick:
+        body += "\n\n(--quick: a few updates only; these checks are reported, not required.)"
+    return "## Effect checks\n\n" + body, checks
+
+
+def stage_times(timings: dict[str, float], wall: float) -> str:
+    """The "Stage times" section: seconds per stage and the wall-clock total."""
+    lines = [f"- {k}: {v:.0f}" for k, v in timings.items()]
+    lines.append(f"- total (wall clock; the fine-tunings run side by side): {wall:.0f} ({minutes(wall)})")
+    return "## Stage times (s)\n\n" + "\n".join(lines)
+
+
+def summary_report(out: Path, timings: dict[str, float], *, quick: bool) -> tuple[str, list[Check]]:
+    """``summary.md`` of a finished demo folder: evaluation tables, effect checks, stage times."""
+    d = load_demo_results(out)
+    section, checks = checks_section(d, quick=quick)
+    report = "\n\n".join(["# xlavsr demo summary", summary_table(out), section, stage_times(timings, d.wall_seconds)])
+    return report + "\n", checks
 
 
 def main(args: argparse.Namespace) -> int:
@@ -91,29 +102,11 @@ def main(args: argparse.Namespace) -> int:
     print(f"xlavsr demo -> {out} (config {cfg_path}{', encoder ' + args.encoder if args.encoder else ''})", flush=True)
     timings = run_stages(build_stages(cfg, out, args.encoder), out)
 
-    table = summary_table(out)
-    checks = effect_checks(out)
-    lines = [table, "", "## Effect checks", ""]
-    for c in checks:
-        lines.append(f"- {'PASS' if c.passed else 'FAIL'}: {c.name} ({c.detail})")
-    if args.quick:
-        lines.append("- (--quick: a few updates only; these checks are reported, not required)")
-    report = "# xlavsr demo summary\n\n" + "\n".join(lines) + "\n\n## Stage times (s)\n\n" + "\n".join(
-        f"- {k}: {v:.0f}" for k, v in timings.items()) + f"\n- total (wall clock; finetune_a and finetune_av run side by side): {total_wall(out):.0f}\n"
+    report, checks = summary_report(out, timings, quick=args.quick)
     atomic_write_text(out / "summary.md", report)
-    atomic_write_json(out / "checks.json", [c.__dict__ for c in checks])
+    atomic_write_json(out / "checks.json", [c.to_dict() for c in checks])
     print("\n" + report, flush=True)
     print(f"plots and results.json: {out / 'eval'}", flush=True)
     if args.quick:
         return 0
     return 0 if all(c.passed for c in checks) else 1
-
-
-def total_wall(out: Path) -> float:
-    """Wall-clock seconds of all stages (from ``timings.json``; side-by-side stages overlap)."""
-    return float(json.loads((out / "timings.json").read_text())["total_wall"])
-
-
-def load_checks(out: Path) -> list[dict[str, object]]:
-    """The effect checks a finished demo wrote (``checks.json``)."""
-    return json.loads((out / "checks.json").read_text())

@@ -76,11 +76,17 @@ class DemoAVSTRunSection:
     """Translation pair ``SRC-en``."""
     updates: int = 300
     """Training updates."""
+    init: Literal["avsr", "pretrained"] = "avsr"
+    """Start from the AV recognition model's encoder (``avsr``: runs after it) or from the AV
+    pretrained encoder (``pretrained``)."""
+    overrides: list[str] = field(default_factory=list)
+    """More ``--set`` overrides for the translation fine-tuning."""
 
 
 @dataclass(kw_only=True)
 class DemoFinetuneSection:
-    """The three fine-tunings, run side by side: A and AV (CTC, AVSR) and AVST (seq2seq)."""
+    """The three fine-tunings: A and AV (CTC, AVSR) side by side, then AVST (seq2seq) from the
+    AV model beside the evaluation of the first two."""
 
     a: DemoAudioRunSection = field(default_factory=DemoAudioRunSection)
     """The audio-only CTC fine-tuning."""
@@ -122,6 +128,10 @@ class DemoConfig:
 
     seed: int = 0
     """Seed of every stage (corpus, k-means, training, test noise)."""
+    encoder: str | None = "shipped"
+    """Audio encoder the demo starts from: ``shipped`` (the stand-in encoder in the package,
+    :data:`avsr.corpus.encoder.SHIPPED_ENCODER`), a real XLS-R (HF dir, fairseq1 .pt or project
+    dir), or None: stage 0 pretrains one on the demo's own corpus. ``--encoder`` overrides it."""
     max_frames_per_batch: int = 200
     """Video frames per batch (25 per second of audio) in every training stage."""
     corpus: DemoCorpusSection = field(default_factory=DemoCorpusSection)

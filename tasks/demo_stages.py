@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from avsr.corpus.encoder import resolve_demo_encoder
 from tasks.demo_config import DemoConfig
 from tasks.stages import Stage, avsr_command
 
@@ -129,30 +130,43 @@ def finetune_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"
 
 
 def avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
-    """The seq2seq fine-tuning for X->En translation of one pair."""
+    """The seq2seq fine-tuning for X->En translation of one pair, from the encoder of the AV
+    recognition model (speech translation from an ASR encoder: it learns far faster than
+    from the pretrained encoder on a corpus this small)."""
     avst = cfg.finetune.avst
-    return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", p.pretrained / "model",
+    init = p.finetuned("av") / "model" if avst.init == "avsr" else p.pretrained / "model"
+    return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", init,
                          "--out", p.finetuned("avst"), "--config", CONFIGS / "finetune_tiny_s2s.yaml", *_budget(cfg, avst.updates), "--set", "train.num_workers=0",
-                         *_recipe_sets(cfg))]
+                         *_recipe_sets(cfg), *set_args(avst.overrides))]
+
+
+def _grid(cfg: DemoConfig, p: DemoPaths) -> list[str | Path]:
+    ev = cfg.eval
+    extra = ["--max-clips", str(ev.max_clips)] if ev.max_clips else []
+    return ["--data", p.data, "--split", "test", "--noise-dir", p.noise, "--seed", cfg.seed, *extra]
 
 
 def eval_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
-    """The A and AV models on the whole grid; the AVST model on clean and babble 0 dB."""
-    ev, pair = cfg.eval, cfg.finetune.avst.pair
-    extra = ["--max-clips", str(ev.max_clips)] if ev.max_clips else []
-    grid = ["--noise-dir", p.noise, "--snr", ev.snrs, "--noise", ev.noises, "--seed", cfg.seed, *extra]
-    data = ["--data", p.data]
+    """The A and AV recognition models on the whole grid."""
+    ev = cfg.eval
+    grid = [*_grid(cfg, p), "--snr", ev.snrs, "--noise", ev.noises]
     return [
-        avsr_command("evaluate", "--model", p.finetuned("a") / "model", *data, "--split", "test", *grid, "--modality", "a,av", "--out", p.eval / "finetune_a"),
-        avsr_command("evaluate", "--model", p.finetuned("av") / "model", *data, "--split", "test", *grid, "--modality", "a,v,av", "--out", p.eval / "finetune_av"),
-        avsr_command("evaluate", "--model", p.finetuned("avst") / "model", *data, "--pair", pair, "--split", "test", "--noise-dir", p.noise,
-                     "--snr", "clean,0", "--noise", "babble", "--modality", "a,av", "--seed", cfg.seed, *extra, "--out", p.eval / f"finetune_avst_{pair.split('-')[0]}"),
+        avsr_command("evaluate", "--model", p.finetuned("a") / "model", *grid, "--modality", "a,av", "--out", p.eval / "finetune_a"),
+        avsr_command("evaluate", "--model", p.finetuned("av") / "model", *grid, "--modality", "a,v,av", "--out", p.eval / "finetune_av"),
     ]
+
+
+def eval_avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
+    """The AVST model on clean audio and babble 0 dB, A and AV input."""
+    pair = cfg.finetune.avst.pair
+    return [avsr_command("evaluate", "--model", p.finetuned("avst") / "model", *_grid(cfg, p), "--pair", pair, "--snr", "clean,0",
+                         "--noise", "babble", "--modality", "a,av", "--out", p.eval / f"finetune_avst_{pair.split('-')[0]}")]
 
 
 def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]:
     """The demo's stages in order; each builds its commands when it runs (the units need
-    the stage-0 encoder on disk)."""
+    the stage-0 encoder on disk). ``encoder`` (``--encoder``) overrides ``cfg.encoder``."""
+    encoder = resolve_demo_encoder(encoder or cfg.encoder)
     p = DemoPaths(out=out, encoder=encoder)
 
     def step(fn: Callable[..., list[list[str]]], *args: object) -> Callable[[], list[list[str]]]:
@@ -162,11 +176,13 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         Stage(name="corpus", title="build the embedded corpus", commands=step(corpus_commands)),
         Stage(name="preprocess", title="preprocess videos -> lip ROIs, audio, manifests", commands=step(preprocess_commands)),
         Stage(name="stage0", title="stage 0: audio-only stand-in encoder (MFCC units, masked prediction)", commands=step(stage0_commands),
-              skip_reason=f"using --encoder {encoder}" if encoder else None),
+              skip_reason=f"starting from the encoder {encoder}" if encoder else None),
         Stage(name="units", title="layer-N encoder features and faiss k-means units", commands=step(units_commands)),
         Stage(name="pretrain", title="continued AV pretraining on the units", commands=step(pretrain_commands)),
         Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=step(finetune_commands, "a"), group="finetune", nice=5),
         Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)", commands=step(finetune_commands, "av"), group="finetune"),
-        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.finetune.avst.pair} (seq2seq)", commands=step(avst_commands), group="finetune", nice=10),
-        Stage(name="evaluate", title="evaluate clean and noisy grid, A / V / AV", commands=step(eval_commands)),
+        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.finetune.avst.pair} (seq2seq) from the AV recognition model", commands=step(avst_commands),
+              group="avst"),
+        Stage(name="evaluate", title="evaluate clean and noisy grid, A / V / AV", commands=step(eval_commands), group="avst", nice=5),
+        Stage(name="evaluate_avst", title="evaluate AVST, clean and babble 0 dB, A / AV", commands=step(eval_avst_commands)),
     ]

@@ -15,9 +15,16 @@ Steps (rank 0 writes, every rank trains; run under ``torchrun`` for DDP):
    model, ASR encoder pretraining for translation), plus a CTC head or a Transformer decoder;
 4. training: the project's torchrun loop (:mod:`avsr.train`): the encoder frozen for the
    first ``train.freeze_updates`` updates, checkpoints + exact resume under
-   ``RUN/checkpoints``, validation WER (avsr) or BLEU (avst) by decoding the valid split,
-   the best checkpoint kept (``RUN/checkpoints/best``);
+   ``RUN/checkpoints``, validation WER (avsr) or BLEU (avst) by decoding the valid split
+   in each input mode of ``valid.modalities`` (``wer_av``, ``wer_a``, ``wer_v``), the best
+   checkpoint by the training mode's score kept (``RUN/checkpoints/best``); ``--modality av``
+   drops one modality of some rows (``model.modality_dropout``, rates logged at the start);
 5. export: the best (else last) weights as a self-describing fine-tuned model ``RUN/model``.
+
+``RUN/config.yaml`` records what the run used: the effective modality dropout, the scored
+validation modes and, under ``av``, the encoder's AV settings (an AV or fine-tuned
+``--init`` keeps its own; the config's ``av`` section only builds the lip encoder and fusion
+around a plain XLS-R encoder).
 
 ``--modality a`` trains on audio with the video features zeroed, exactly as modality
 dropout does; the video is then not even decoded. The model keeps its video path, so it

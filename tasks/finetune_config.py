@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from avsr.config import ConfigError, parse_override, read_config_file
 from avsr.data.config import DataConfig
 from avsr.errors import UserError
-from avsr.models.av.config import AVModelConfig, MaskingSection
+from avsr.models.av.config import AVModelConfig, MaskingSection, ModalityDropoutSection
 from avsr.models.heads.ctc import CTCHeadConfig
 from avsr.models.heads.decoder import DecoderConfig
 from avsr.train.config import OptimConfig, TrainConfig
 from tasks.cli_args import load_task_config
+
+Mode = Literal["av", "a", "v"]
+"""An input mode: audio-visual, audio (video zeroed), video (audio zeroed)."""
 
 
 @dataclass(kw_only=True)
@@ -39,9 +45,12 @@ class HeadSection:
     encoder_overrides: dict[str, Any] = field(default_factory=dict)
     """Audio-encoder config fields changed for fine-tuning, e.g. ``{dropout: 0.1,
     attn_dropout: 0.1, layer_drop: 0.05}`` (regularisation on small data)."""
-    modality_dropout: float | None = None
-    """Modality-dropout probability while fine-tuning with ``--modality av`` (None: the
-    encoder's own setting, AV-HuBERT 0.5)."""
+    modality_dropout: ModalityDropoutSection | float | None = field(default_factory=ModalityDropoutSection)
+    """Modality dropout of ``--modality av`` fine-tuning (it replaces the init's own): a
+    share ``p`` of the rows drops one modality, the audio in a share ``audio_share`` of
+    those, the video otherwise. A plain number (older configs) is ``p`` with the default
+    ``audio_share``; null: the defaults. Runs with ``--modality a`` or ``v`` never drop a
+    modality: resolved, their ``p`` is 0."""
     ctc: CTCHeadConfig = field(default_factory=CTCHeadConfig)
     """The CTC head (``--head ctc``, and the auxiliary CTC loss of ``--head s2s``)."""
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
@@ -49,6 +58,25 @@ class HeadSection:
     ctc_weight: float = 0.0
     """``--head s2s``: weight of the auxiliary CTC loss (joint CTC/attention training;
     auto_avsr uses 0.1, ESPnet 0.3). 0: the decoder's loss alone."""
+
+    def __post_init__(self) -> None:
+        self.modality_dropout = as_dropout_section(self.modality_dropout)
+
+    @property
+    def dropout(self) -> ModalityDropoutSection:
+        """``modality_dropout`` as a section (a number or null was turned into one)."""
+        assert isinstance(self.modality_dropout, ModalityDropoutSection)
+        return self.modality_dropout
+
+
+def as_dropout_section(value: ModalityDropoutSection | float | None) -> ModalityDropoutSection:
+    """A ``model.modality_dropout`` value as a section: a number is ``p`` (default
+    ``audio_share``), None the defaults."""
+    if value is None:
+        return ModalityDropoutSection()
+    if isinstance(value, ModalityDropoutSection):
+        return value
+    return ModalityDropoutSection(p=float(value))
 
 
 @dataclass(kw_only=True)
@@ -60,7 +88,13 @@ class ValidSection:
     beam: int = 5
     """Beam width of validation decoding (seq2seq heads)."""
     modality: Literal["av", "a", "v"] | None = None
-    """Input mode of validation decoding (None: the training modality)."""
+    """Input mode whose score selects the best checkpoint (``wer`` / ``bleu``, hypotheses
+    in ``valid_hyps.txt``; None: the training modality)."""
+    modalities: list[Mode] | None = None
+    """Input modes decoded and scored at each validation (``wer_av``, ``wer_a``, ``wer_v``
+    or ``bleu_*``); the loss is computed once, in ``modality``. None: ``[av, a, v]`` for
+    a model trained on ``av``, ``[a, av]`` for ``a`` (zero-shot AV; ``[a]`` without a lip
+    encoder), ``[v]`` for ``v``. ``modality`` is always decoded."""
     max_clips: int | None = None
     """Decode at most this many validation clips (None: all)."""
 
@@ -112,9 +146,90 @@ class FinetuneConfig:
     """Validation by decoding."""
 
 
+DROPOUT_KEY = "model.modality_dropout"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _p_section(value: float) -> str:
+    """``model.modality_dropout={p: X}`` (X without an exponent: YAML reads ``1e-05`` as text)."""
+    text = repr(float(value))
+    if "e" in text:
+        text = f"{float(value):.20f}"
+    return f"{DROPOUT_KEY}={{p: {text}}}"
+
+
+def dropout_shorthand(config: Path | None, overrides: Sequence[str]) -> list[str]:
+    """``overrides`` with a number given to ``model.modality_dropout`` (in the config file
+    or an override) written as the section ``{p: X}``, so that later
+    ``model.modality_dropout.KEY=...`` overrides add to it instead of replacing it."""
+    out: list[str] = []
+    if config is not None:
+        try:
+            data, _ = read_config_file(config)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from exc
+        model = data.get("model")
+        value = model.get("modality_dropout") if isinstance(model, dict) else None
+        if _is_number(value):
+            out.append(_p_section(value))
+    for text in overrides:
+        try:
+            path, value = parse_override(text)
+        except ConfigError as exc:
+            raise UserError(str(exc)) from exc
+        is_shorthand = ".".join(path) == DROPOUT_KEY and _is_number(value)
+        out.append(_p_section(value) if is_shorthand else text)
+    return out
+
+
+def _resolve_dropout(cfg: FinetuneConfig) -> None:
+    """Check ``model.modality_dropout``; ``p`` 0 unless training on ``av`` (what is used)."""
+    section = cfg.model.dropout
+    for name in ("p", "audio_share"):
+        value = getattr(section, name)
+        if not 0.0 <= value <= 1.0:
+            raise UserError(f"{DROPOUT_KEY}.{name} must be in [0, 1], got {value}")
+    if cfg.modality != "av":
+        section.p = 0.0
+
+
+def dropout_summary(cfg: FinetuneConfig) -> str:
+    """One line with the effective modality-dropout rates of the run."""
+    if cfg.modality != "av":
+        kept = "audio" if cfg.modality == "a" else "video"
+        return f"modality dropout: none (--modality {cfg.modality}: every row {kept} only)"
+    d = cfg.model.dropout
+
+    def pct(x: float) -> str:
+        return f"{100.0 * x:.3g}%"
+
+    return (
+        f"modality dropout (AV fine-tuning): {pct(d.p * (1.0 - d.audio_share))} of rows audio only, "
+        f"{pct(d.p * d.audio_share)} video only, {pct(1.0 - d.p)} both"
+    )
+
+
+def valid_modalities(cfg: FinetuneConfig, has_video: bool) -> list[Mode]:
+    """Input modes scored at validation: the selection mode first, then ``valid.modalities``
+    (None: by training modality, see :class:`ValidSection`); UserError when one needs a lip
+    encoder the model lacks."""
+    select = cfg.valid.modality or cfg.modality
+    listed: Sequence[Mode] | None = cfg.valid.modalities
+    if listed is None:
+        defaults: dict[str, list[Mode]] = {"av": ["av", "a", "v"], "a": ["a", "av"], "v": ["v"]}
+        listed = defaults[cfg.modality] if has_video else ["a"]
+    modes: list[Mode] = list(dict.fromkeys([select, *listed]))
+    if not has_video and any(m != "a" for m in modes):
+        raise UserError(f"valid.modalities {modes}: the model has no lip encoder (only 'a' can be scored)")
+    return modes
+
+
 def resolve_config(args: argparse.Namespace) -> FinetuneConfig:
     """Config file + ``--set`` overrides + the explicit flags (flags win)."""
-    overrides = list(args.overrides)
+    overrides = dropout_shorthand(getattr(args, "config", None), args.overrides)
     for name in ("task", "head", "modality"):
         value = getattr(args, name, None)
         if value is not None:
@@ -135,6 +250,7 @@ def resolve_config(args: argparse.Namespace) -> FinetuneConfig:
     if cfg.train.best_metric is None:
         cfg.train.best_metric = "wer" if cfg.task == "avsr" else "bleu"
         cfg.train.best_mode = "min" if cfg.task == "avsr" else "max"
+    _resolve_dropout(cfg)
     # decode only the media the input mode uses
     cfg.data.modalities = cfg.modality
     return cfg

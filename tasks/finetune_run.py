@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from avsr.data import AVDataset, make_batch_sampler, make_dataloader
 from avsr.errors import UserError
 from avsr.io import ManifestError, atomic_write_json, atomic_write_text, read_labels
 from avsr.logging_utils import get_logger
+from avsr.models.av.config import AVModelConfig
 from avsr.models.av.io import is_av_dir, load_av_encoder, with_encoder_overrides
 from avsr.models.finetuned import (
     FinetunedConfig,
@@ -36,7 +38,7 @@ from avsr.train import (
     seed_everything,
 )
 from avsr.train.distributed import is_dist
-from tasks.finetune_config import FinetuneConfig
+from tasks.finetune_config import FinetuneConfig, Mode, dropout_summary, valid_modalities
 from tasks.finetune_data import SplitFiles, subset_rows, target_files
 from tasks.training_run import fit, write_run_config
 
@@ -123,8 +125,8 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
         )
     if cfg.model.masking is not None:
         encoder.cfg.masking = dataclasses.replace(cfg.model.masking)
-    if cfg.model.modality_dropout is not None:
-        encoder.cfg.modality_dropout.p = float(cfg.model.modality_dropout)
+    # the run's own modality dropout replaces the init's (p 0 unless training on av)
+    encoder.cfg.modality_dropout = dataclasses.replace(cfg.model.dropout)
     if cfg.modality in ("av", "v") and encoder.visual is None:
         raise UserError(f"--init {init}: an audio-only model cannot be fine-tuned with --modality {cfg.modality}")
     ft = FinetunedConfig(
@@ -142,14 +144,39 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     return FinetunedModel(encoder, tokenizer, ft, data_config=data_geometry).train()
 
 
+def valid_media(modes: list[Mode]) -> Mode:
+    """The media (``data.modalities``) the validation input modes ``modes`` need."""
+    audio = any(m in ("av", "a") for m in modes)
+    video = any(m in ("av", "v") for m in modes)
+    return "av" if audio and video else ("a" if audio else "v")
+
+
+def record_model_settings(cfg: FinetuneConfig, model: Any, init: Path, *, log_it: bool) -> None:
+    """Put what ``model`` uses into ``cfg`` (the run's ``config.yaml``): its encoder's AV
+    settings as ``av`` (for an AV or fine-tuned ``--init``: the init's own, not the config's
+    block) and the validation input modes as ``valid.modalities``."""
+    enc = model.encoder
+    if isinstance(getattr(enc, "cfg", None), AVModelConfig):
+        used = enc.cfg
+        if log_it and (is_av_dir(init) or is_finetuned_dir(init)):
+            log.info(
+                "AV settings of --init %s: modalities %s, fusion %s (%s norm); the config's "
+                "av: section is not used", init, used.modalities, used.fusion.kind, used.fusion.norm,
+            )
+        cfg.av = copy.deepcopy(used)
+    has_video = getattr(enc, "visual", None) is not None
+    cfg.valid.modalities = valid_modalities(cfg, has_video)
+
 
 def make_validate_fn(
     cfg: FinetuneConfig, dataset: AVDataset, dist: DistInfo, out: Path
 ) -> Callable[[nn.Module], dict[str, float]]:
-    """Decode the validation split (sharded over ranks), score WER (avsr) or BLEU (avst)."""
+    """Decode the validation split (sharded over ranks) in each input mode of
+    :func:`valid_modalities`, score WER (avsr) or BLEU (avst): ``wer`` / ``bleu`` in the
+    selection mode (also per language), ``wer_av``, ``wer_a``, ``wer_v`` per mode; the loss
+    once, in the selection mode. ``dataset`` must load the media of every mode."""
     sampler = make_batch_sampler(dataset, rank=dist.rank, world_size=dist.world_size, shuffle=False)
     loader = make_dataloader(dataset, sampler, num_workers=0)
-    modality = cfg.valid.modality or cfg.modality
     beam = cfg.valid.beam
 
     def validate(model: nn.Module) -> dict[str, float]:
@@ -158,13 +185,16 @@ def make_validate_fn(
             return _validate(model)
 
     def _validate(model: nn.Module) -> dict[str, float]:
-        dec = _gather_ranks(_decode(model, loader, modality, beam), dist)
-        result = _score(cfg, dec)
+        has_video = getattr(getattr(model, "encoder", None), "visual", None) is not None
+        modes = valid_modalities(cfg, has_video)
+        dec = _gather_ranks(_decode(model, loader, modes, beam), dist)
+        result = _score(cfg, dec, modes)
         if dist.is_main:
+            hyps = dec.hyps[modes[0]]
             order = sorted(range(len(dec.ids)), key=lambda i: dec.ids[i])
             atomic_write_text(
                 out / "valid_hyps.txt",
-                "".join(f"{dec.ids[i]}\t{dec.hyps[i]}\t{dec.refs[i]}\n" for i in order),
+                "".join(f"{dec.ids[i]}\t{hyps[i]}\t{dec.refs[i]}\n" for i in order),
             )
         return result
 
@@ -177,8 +207,8 @@ class _Decoded:
 
     ids: list[str] = dataclasses.field(default_factory=list)
     """Clip ids."""
-    hyps: list[str] = dataclasses.field(default_factory=list)
-    """Decoded text per clip."""
+    hyps: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Decoded text per clip, per input mode."""
     refs: list[str] = dataclasses.field(default_factory=list)
     """Reference text per clip."""
     langs: list[str] = dataclasses.field(default_factory=list)
@@ -189,16 +219,18 @@ class _Decoded:
     """Number of targets in ``loss_sum``."""
 
 
-def _decode(model: nn.Module, loader: Any, modality: str, beam: int) -> _Decoded:
-    """Loss and hypotheses of this rank's share of the validation split."""
+def _decode(model: nn.Module, loader: Any, modes: list[Mode], beam: int) -> _Decoded:
+    """Loss (in ``modes[0]``) and hypotheses (in each of ``modes``) of this rank's share
+    of the validation split."""
     device = next(model.parameters()).device
-    dec = _Decoded()
+    dec = _Decoded(hyps={m: [] for m in modes})
     for batch in loader:
         batch = batch.to(device)
-        loss, size, _ = model.compute_loss(batch)  # type: ignore[operator]
+        loss, size, _ = model.compute_loss(batch, modality=modes[0])  # type: ignore[operator]
         dec.loss_sum += float(loss)
         dec.size_sum += float(size)
-        dec.hyps.extend(model.decode(batch, modality=modality, beam=beam))  # type: ignore[operator]
+        for m in modes:
+            dec.hyps[m].extend(model.decode(batch, modality=m, beam=beam))  # type: ignore[operator]
         dec.refs.extend(batch.texts or [])
         dec.ids.extend(batch.ids)
         dec.langs.extend(batch.langs or [""] * len(batch.ids))
@@ -215,7 +247,7 @@ def _gather_ranks(dec: _Decoded, dist: DistInfo) -> _Decoded:
     )
     return _Decoded(
         ids=[i for g in gathered for i in g[0]],
-        hyps=[h for g in gathered for h in g[1]],
+        hyps={m: [h for g in gathered for h in g[1][m]] for m in dec.hyps},
         refs=[r for g in gathered for r in g[2]],
         langs=[x for g in gathered for x in g[3]],
         loss_sum=sum(g[4] for g in gathered),
@@ -223,18 +255,25 @@ def _gather_ranks(dec: _Decoded, dist: DistInfo) -> _Decoded:
     )
 
 
-def _score(cfg: FinetuneConfig, dec: _Decoded) -> dict[str, float]:
-    """Loss, clip count and WER (avsr) or BLEU (avst), also per source language when
-    there are several."""
-    result = {"loss": dec.loss_sum / max(dec.size_sum, 1.0), "n_clips": float(len(dec.hyps))}
-    refs, hyps, langs = dec.refs, dec.hyps, dec.langs
+def _score(cfg: FinetuneConfig, dec: _Decoded, modes: list[Mode]) -> dict[str, float]:
+    """Loss, clip count, WER (avsr) or BLEU (avst) of the selection mode ``modes[0]`` (also
+    per source language when there are several) and of every mode (``wer_av``, ...)."""
+    result = {"loss": dec.loss_sum / max(dec.size_sum, 1.0), "n_clips": float(len(dec.refs))}
+    refs, langs = dec.refs, dec.langs
     name = "wer" if cfg.task == "avsr" else "bleu"
-    result[name] = metrics.wer(refs, hyps) if name == "wer" else metrics.bleu(refs, hyps)
+
+    def score(hyps: list[str]) -> float:
+        return metrics.wer(refs, hyps) if name == "wer" else metrics.bleu(refs, hyps)
+
+    hyps = dec.hyps[modes[0]]
+    result[name] = score(hyps)
     if len({x for x in langs if x}) > 1:  # per source language as well
         for lang, sc in metrics.score_by_language(refs, hyps, langs, with_bleu=name == "bleu").items():
             if lang not in (metrics.ALL, ""):
                 value = sc.counts.wer if name == "wer" else sc.bleu.score  # type: ignore[union-attr]
                 result[f"{name}_{lang}"] = float(value)
+    for m in modes:
+        result[f"{name}_{m}"] = result[name] if m == modes[0] else score(dec.hyps[m])
     return result
 
 
@@ -295,17 +334,23 @@ def _export(cfg: FinetuneConfig, result: TrainResult, out: Path) -> dict[str, An
 def _train(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path, dist: DistInfo) -> dict[str, Any]:
     """Targets, tokenizer, model, training, export (every rank; rank 0 writes)."""
     main = dist.is_main
-    write_run_config(cfg, out, main)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     train_files, valid_files = _data_files(cfg, data, out, main)
     tokenizer = _tokenizer(cfg, train_files, out, main)
     seed_everything(cfg.train.seed)  # the fresh head (and lip encoder) are the same on every run / rank
     model = build_model(cfg, init, tokenizer)
+    record_model_settings(cfg, model, init, log_it=main)
+    write_run_config(cfg, out, main)
     if main:
         _log_sizes(cfg, model, tokenizer)
+        log.info(dropout_summary(cfg))
     loader = _train_loader(cfg, train_files, dist)
     validate_fn = None
     if valid_files is not None:
-        valid_ds = AVDataset(valid_files.manifest, cfg.data, train=False, labels=valid_files.labels)
+        assert cfg.valid.modalities is not None
+        valid_data = dataclasses.replace(cfg.data, modalities=valid_media(cfg.valid.modalities))
+        valid_ds = AVDataset(valid_files.manifest, valid_data, train=False, labels=valid_files.labels)
         validate_fn = make_validate_fn(cfg, valid_ds, dist, out)
     if validate_fn is None:
         cfg.train.best_metric = None

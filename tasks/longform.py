@@ -156,15 +156,18 @@ def load_aligned_audio(video: str) -> StreamedAudio:
 def chunk_media(
     frames: ChunkFrames, rois: np.ndarray | None, audio: np.ndarray
 ) -> MediaInput:
-    """The chunk's ROIs (zero-padded, and marked without a face, where the video ended
-    early), face flags and audio as one decoder input."""
+    """The chunk's ROIs, face flags and audio as one decoder input. Where the video ended
+    early (the audio outlasts it, often by a frame), the last ROI is held and those frames
+    are marked without a face: black frames make an AV model emit spurious tokens."""
     n = frames.end - frames.start
     face = np.zeros(n, dtype=bool)
     got = frames.face()[:n]
     face[: len(got)] = got
     video = None
     if rois is not None:
-        video = np.zeros((n, *rois.shape[1:]), np.uint8)
-        video[: len(rois)] = rois[:n]
+        k = min(n, len(rois))
+        video = np.empty((n, *rois.shape[1:]), np.uint8)
+        video[:k] = rois[:k]
+        video[k:] = rois[k - 1]
     a = audio[frames.start * SAMPLES_PER_FRAME : frames.end * SAMPLES_PER_FRAME]
     return MediaInput(video=video, audio=a, warnings=[], face=face)

@@ -1,7 +1,8 @@
 """A resumable sequence of pipeline stages, each a subprocess ``avsr ...`` command.
 
 Each finished stage leaves ``<out>/.stages/<name>.json`` (command, seconds,
-finish time); a rerun skips finished stages. Running each stage in its own
+finish time); a rerun skips finished stages. While stages run, a line every 15 s tells
+each one's progress (training update and time left, read from its log). Running each stage in its own
 process keeps memory flat and makes every stage exactly what a user would type.
 """
 
@@ -22,8 +23,12 @@ from pathlib import Path
 from avsr.errors import UserError
 from avsr.io import atomic_write_json
 from avsr.logging_utils import get_logger
+from tasks.stage_progress import ProgressPrinter
 
 log = get_logger(__name__)
+
+PROGRESS_EVERY = 15.0
+"""Seconds between two progress lines while stages run."""
 
 
 @dataclass(kw_only=True)
@@ -74,12 +79,29 @@ def _niced(cmd: list[str], nice: int) -> list[str]:
     return [exe, "-n", str(nice), *cmd] if exe else cmd
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def _threads_each(n: int) -> int:
     return max(1, (os.cpu_count() or 1) // n)
 
 
-def _run_one(stage: Stage, head: str, log_dir: Path, threads: int | None) -> tuple[float, list[list[str]]]:
+def _run_one(stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter) -> tuple[float, list[list[str]]]:
     """Run a stage's commands in order, output to its log; raise UserError on failure."""
+    ok = False
+    try:
+        result = _run_commands(stage, log_dir, threads, progress)
+        ok = True
+        return result
+    finally:
+        progress.finished(stage.name, ok=ok)
+
+
+def _run_commands(stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter) -> tuple[float, list[list[str]]]:
     t0 = time.perf_counter()
     cmds = [list(c) for c in stage.commands()]
     log_path = log_dir / f"{stage.name}.log"
@@ -87,6 +109,7 @@ def _run_one(stage: Stage, head: str, log_dir: Path, threads: int | None) -> tup
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with open(log_path, "w", encoding="utf-8") as logf:
+        progress.started(stage.name, log_path, len(cmds))
         for cmd in cmds:
             logf.write("$ " + shlex.join(cmd) + "\n")
             logf.flush()
@@ -100,9 +123,35 @@ def _run_one(stage: Stage, head: str, log_dir: Path, threads: int | None) -> tup
     return time.perf_counter() - t0, cmds
 
 
-def run_stages(stages: Sequence[Stage], out: Path, *, log_dir: Path | None = None) -> dict[str, float]:
+def _run_batch(
+    todo: list[tuple[str, Stage]], log_dir: Path, progress_every: float,
+) -> tuple[list[tuple[str, Stage, float, list[list[str]]]], list[BaseException], float]:
+    """Run stages side by side (one: alone, with the environment's threads); return the
+    finished ones (head, stage, seconds, commands), the errors, and the wall seconds."""
+    threads = _threads_each(len(todo)) if len(todo) > 1 else None
+    for head, _ in todo:
+        print(f"{head} ..." + (f" (side by side, {threads} thread(s) each)" if threads else ""), flush=True)
+    t0 = time.perf_counter()
+    errors: list[BaseException] = []
+    finished: list[tuple[str, Stage, float, list[list[str]]]] = []
+    with ProgressPrinter([s.name for _, s in todo], progress_every) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        futures = [(head, stage, pool.submit(_run_one, stage, log_dir, threads, progress)) for head, stage in todo]
+        for head, stage, fut in futures:
+            try:
+                secs, cmds = fut.result()
+            except BaseException as exc:  # noqa: BLE001 - let the others finish, then raise
+                errors.append(exc)
+                continue
+            finished.append((head, stage, secs, cmds))
+    return finished, errors, time.perf_counter() - t0
+
+
+def run_stages(
+    stages: Sequence[Stage], out: Path, *, log_dir: Path | None = None, progress_every: float = PROGRESS_EVERY,
+) -> dict[str, float]:
     """Run stages in order (a group's stages side by side), skipping finished ones; return
-    seconds per stage (stages of a group overlap; ``timings.json`` adds the wall total)."""
+    seconds per stage (stages of a group overlap; ``timings.json`` adds the wall total and
+    the CPUs). While stages run, a progress line every ``progress_every`` seconds (0: none)."""
     done_dir = out / ".stages"
     done_dir.mkdir(parents=True, exist_ok=True)
     log_dir = log_dir or out / "logs"
@@ -126,22 +175,8 @@ def run_stages(stages: Sequence[Stage], out: Path, *, log_dir: Path | None = Non
                 todo.append((head, stage))
         if not todo:
             continue
-        threads = _threads_each(len(todo)) if len(todo) > 1 else None
-        for head, _ in todo:
-            print(f"{head} ..." + (f" (side by side, {threads} thread(s) each)" if threads else ""), flush=True)
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=len(todo)) as pool:
-            futures = [(head, stage, pool.submit(_run_one, stage, head, log_dir, threads)) for head, stage in todo]
-            errors: list[BaseException] = []
-            finished: list[tuple[str, Stage, float, list[list[str]]]] = []
-            for head, stage, fut in futures:
-                try:
-                    secs, cmds = fut.result()
-                except BaseException as exc:  # noqa: BLE001 - let the others finish, then raise
-                    errors.append(exc)
-                    continue
-                finished.append((head, stage, secs, cmds))
-        share = (time.perf_counter() - t0) / len(todo)  # each stage's part of the wall time
+        finished, errors, secs_wall = _run_batch(todo, log_dir, progress_every)
+        share = secs_wall / len(todo)  # each stage's part of the wall time
         for head, stage, secs, cmds in finished:
             timings[stage.name] = secs
             atomic_write_json(done_dir / f"{stage.name}.json", {
@@ -153,5 +188,5 @@ def run_stages(stages: Sequence[Stage], out: Path, *, log_dir: Path | None = Non
         if errors:
             raise errors[0]
         wall += share * len(todo)
-    atomic_write_json(out / "timings.json", {**timings, "total_wall": wall})
+    atomic_write_json(out / "timings.json", {**timings, "total_wall": wall, "cpus": usable_cpus()})
     return timings

@@ -155,11 +155,15 @@ class FinetunedModel(nn.Module):
         loss, sample_size, logs = self.compute_loss(batch)
         return StepOutput(loss=loss, sample_size=sample_size, logs=logs)
 
-    def compute_loss(self, batch: Any) -> tuple[Tensor, int, dict[str, float]]:
-        """(summed loss, sample_size = target tokens, logs) of an ``AVBatch`` with ``texts``."""
+    def compute_loss(
+        self, batch: Any, *, modality: str | None = None
+    ) -> tuple[Tensor, int, dict[str, float]]:
+        """(summed loss, sample_size = target tokens, logs) of an ``AVBatch`` with ``texts``,
+        in input mode ``modality`` (default: the training one; modality dropout applies to
+        ``av`` in training mode)."""
         if batch.texts is None:
             raise UserError("fine-tuning needs text labels in the batch")
-        enc = self.encode(batch, apply_mask=self.config.apply_mask and self.training)
+        enc = self.encode(batch, modality=modality, apply_mask=self.config.apply_mask and self.training)
         targets = self.targets(batch.texts)
         # logs follow the loop's convention: n_* are plain sums, x:num / x:den a ratio
         logs: dict[str, float] = {"n_sentences": float(len(targets))}

@@ -77,6 +77,10 @@ class TrainConfig:
     """Parameter-name globs (fnmatch) to freeze."""
     freeze_updates: int | None = None
     """Freeze the ``freeze`` parameters for the first N updates (None: the whole run)."""
+    frozen: list[str] = field(default_factory=list)
+    """Parameter-name globs frozen for the whole run, on top of ``freeze`` (e.g. the audio
+    CNN, ``encoder.xlsr.frontend.feature_extractor.*``, as wav2vec 2.0 fine-tuning does:
+    no gradient flows through it, so each update is cheaper)."""
     tensorboard: bool = True
     """Also write TensorBoard logs under ``tensorboard/``."""
     resume: str = "auto"

@@ -180,7 +180,8 @@ class Trainer:
 
         self.model = model.to(self.device)
         seed_everything(cfg.seed + 1_000_003 * self.dist.rank)
-        self.frozen = self._match_frozen()
+        self.frozen = self._match_frozen(self.cfg.freeze, "train.freeze")
+        self.always_frozen = self._match_frozen(self.cfg.frozen, "train.frozen")
         self.update = 0
         self.epoch = 0
         self.position = 0
@@ -217,15 +218,13 @@ class Trainer:
             fully_shard(self.model)
 
     # ---------------------------------------------------------------- freezing
-    def _match_frozen(self) -> set[str]:
+    def _match_frozen(self, patterns: list[str], key: str) -> set[str]:
         names = [n for n, _ in self.model.named_parameters()]
         frozen: set[str] = set()
-        for pat in self.cfg.freeze:
+        for pat in patterns:
             hit = [n for n in names if fnmatch.fnmatchcase(n, pat)]
             if not hit:
-                raise UserError(
-                    f"train.freeze: pattern {pat!r} matches no parameter (e.g. {names[:3]})"
-                )
+                raise UserError(f"{key}: pattern {pat!r} matches no parameter (e.g. {names[:3]})")
             frozen.update(hit)
         return frozen
 
@@ -242,7 +241,9 @@ class Trainer:
         self._freeze_active = active
         if not self._fsdp:
             for n, p in self.model.named_parameters():
-                if n in self.frozen:
+                if n in self.always_frozen:
+                    p.requires_grad_(False)
+                elif n in self.frozen:
                     p.requires_grad_(not active)
         if self.dist.distributed and not self._fsdp:
             if isinstance(self.wrapped, DDP):
@@ -252,6 +253,8 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.cfg.find_unused_parameters,
             )
+        if self.always_frozen and self.dist.is_main and force:
+            log.info("%d parameters matching %s are frozen for the whole run", len(self.always_frozen), self.cfg.frozen)
         if self.frozen and self.dist.is_main:
             state = "frozen" if active else "trainable"
             log.info(
@@ -576,9 +579,10 @@ class Trainer:
 
     def _drop_frozen_grads(self) -> None:
         """FSDP2 keeps frozen parameters trainable: drop their gradients before the step."""
-        if self._fsdp and self._freeze_active:
+        if self._fsdp:
+            drop = self.always_frozen | (self.frozen if self._freeze_active else set())
             for n, p in self.model.named_parameters():
-                if n in self.frozen:
+                if n in drop:
                     p.grad = None
 
     def _has_targets(self, stats: _UpdateStats, progress: _Progress) -> bool:

@@ -11,9 +11,14 @@ from tests.helpers import REPO
 
 
 def test_stage_plan_and_overrides(tmp_path: Path) -> None:
-    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.lr=0.003", "corpus.langs=[en, fr]", "pretrain.overrides=[model.fusion.kind=concat]"])
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml",
+                      ["encoder=null", "finetune.lr=0.003", "corpus.langs=[en, fr]", "pretrain.overrides=[model.fusion.kind=concat]"])
     stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
-    assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate"]
+    assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate",
+                            "evaluate_avst"]
+    # A and AV side by side, then AVST beside their evaluation
+    assert [stages[n].group for n in ("finetune_a", "finetune_av", "finetune_avst", "evaluate", "evaluate_avst")] == [
+        "finetune", "finetune", "avst", "avst", None]
     assert stages["stage0"].skip_reason is None
     corpus = stages["corpus"].commands()[0]
     assert corpus[corpus.index("--langs") + 1 :][:2] == ["en", "fr"]
@@ -25,6 +30,20 @@ def test_stage_plan_and_overrides(tmp_path: Path) -> None:
     assert pre[-2:] == ["--set", "model.fusion.kind=concat"]
     avst = " ".join(stages["finetune_avst"].commands()[0])
     assert "--task avst" in avst and "finetune_tiny_s2s.yaml" in avst and f"train.max_updates={cfg.finetune.avst.updates}" in avst
+    assert f"--init {tmp_path / 'finetune_av' / 'model'}" in avst  # from the AV recognition model
+    assert "--pair es-en" in " ".join(stages["evaluate_avst"].commands()[0])
+
+
+def test_shipped_encoder_is_the_default(tmp_path: Path) -> None:
+    from avsr.corpus.encoder import SHIPPED_ENCODER
+
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
+    assert stages["stage0"].skip_reason and str(SHIPPED_ENCODER) in stages["stage0"].skip_reason
+    assert f"--init {SHIPPED_ENCODER}" in " ".join(stages["pretrain"].commands()[0])
+    # --encoder wins over the config's
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/x.pt")}
+    assert "--init /models/x.pt" in " ".join(stages["pretrain"].commands()[0])
 
 
 def test_audio_only_updates_fall_back_to_the_av_budget(tmp_path: Path) -> None:

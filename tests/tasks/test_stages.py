@@ -45,7 +45,8 @@ def test_group_runs_side_by_side_with_a_thread_share(tmp_path: Path, capsys: pyt
     # a lone stage keeps the environment's setting
     assert (tmp_path / "alone.txt").read_text() == os.environ.get("OMP_NUM_THREADS", "-")
     saved = json.loads((tmp_path / "out" / "timings.json").read_text())
-    assert set(saved) == {"first", "second", "alone", "total_wall"}
+    assert set(saved) == {"first", "second", "alone", "total_wall", "cpus"}
+    assert saved["cpus"] >= 1
     assert saved["total_wall"] < timings["first"] + timings["second"] + timings["alone"]
     assert "side by side" in capsys.readouterr().out
 

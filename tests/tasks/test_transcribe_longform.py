@@ -24,7 +24,7 @@ from avsr.segmenting import (
 from avsr.timestamps import Word, collapse_path, ctc_words
 from avsr.transcript import Segment, Transcript, to_srt, to_vtt
 from preprocessing.synthetic import write_video
-from tasks.longform import plan_chunks
+from tasks.longform import ChunkFrames, chunk_media, plan_chunks
 from tasks.transcriber import Transcriber
 from tests.helpers.longform_media import (
     LongformAudio,
@@ -99,6 +99,11 @@ def test_ctc_words_from_a_best_path() -> None:
     assert [w.word for w in words] == ["hello", "world", "x"]
     assert words[0].start == pytest.approx(10.04) and words[0].end == pytest.approx(10.2)
     assert words[1].start == pytest.approx(10.28) and words[2].end == pytest.approx(10.52)
+    assert words[2].start == pytest.approx(10.48)  # at "x", not at the lone marker before it
+    # a lone marker emitted on a segment's first frame does not pull the word's start there
+    early = ctc_words([7, 1, 1, 1, 8, 8], blank_id=1, piece=pieces.__getitem__, frame_s=0.02)
+    assert [(w.word, w.start, w.end) for w in early] == [("x", 0.08, pytest.approx(0.12))]
+    assert ctc_words([7, 1, 7], blank_id=1, piece=pieces.__getitem__, frame_s=0.02) == []
 
 
 def test_vtt_srt_and_json_are_well_formed() -> None:
@@ -173,6 +178,18 @@ def test_chunks_are_cut_between_segments() -> None:
     assert plan_chunks(bounds, 1000) == [(0, 4)]
     assert plan_chunks(bounds, 5) == [(0, 1), (1, 2), (2, 3), (3, 4)]  # one segment at least
     assert plan_chunks([], 10) == []
+
+
+def test_a_chunk_whose_video_ends_early_holds_its_last_roi_without_a_face() -> None:
+    pts = np.zeros((2, 2))
+    frames = ChunkFrames(start=2, end=6, track=[pts, pts, pts], evaluated=[True] * 3)
+    rois = np.stack([np.full((4, 4), v, np.uint8) for v in (10, 20, 30)])
+    audio = np.arange(8 * 640, dtype=np.float32)
+    m = chunk_media(frames, rois, audio)
+    assert m.video is not None and m.video.shape == (4, 4, 4)
+    assert m.video[:, 0, 0].tolist() == [10, 20, 30, 30]  # held, not black
+    assert m.face is not None and m.face.tolist() == [True, True, True, False]
+    assert m.audio is not None and m.audio[0] == 2 * 640 and len(m.audio) == 4 * 640
 
 
 def test_streaming_in_small_chunks_matches_the_whole_video_in_memory(

@@ -216,6 +216,20 @@ def test_freeze_for_first_updates(tmp_path: Path) -> None:
         _trainer(tmp_path / "x", ToyModel(), freeze=["encoder.*"])
 
 
+def test_frozen_for_the_whole_run(tmp_path: Path) -> None:
+    """``train.frozen`` stays frozen after ``freeze_updates`` and across a resume; the rest trains."""
+    model = ToyModel()
+    w0, w1 = model.net[0].weight.detach().clone(), model.net[-1].weight.detach().clone()
+    _trainer(tmp_path, model, max_updates=3, frozen=["net.0.*"], freeze=["net.0.*"], freeze_updates=1).fit()
+    t2 = _trainer(tmp_path, model, max_updates=5, frozen=["net.0.*"], freeze=["net.0.*"], freeze_updates=1)
+    assert t2.resumed_from is not None
+    t2.fit()
+    assert torch.equal(model.net[0].weight, w0) and not model.net[0].weight.requires_grad
+    assert not torch.equal(model.net[-1].weight, w1)
+    with pytest.raises(UserError, match="train.frozen: pattern"):
+        _trainer(tmp_path / "x", ToyModel(), frozen=["encoder.*"])
+
+
 def test_lr_schedule() -> None:
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1.0)
