@@ -5,13 +5,15 @@ finished stages):
 
 1. build the embedded corpus;
 2. preprocess its raw videos into lip ROIs, audio and manifests;
-3. stage 0, the stand-in for XLS-R: MFCC k-means units, then an audio-only
-   encoder pretrained by masked prediction, saved in the XLS-R checkpoint format
-   (skipped with ``--encoder``, which takes a real XLS-R: HF dir or fairseq1 .pt);
+3. the audio encoder: by default the stand-in XLS-R shipped in the package
+   (:mod:`avsr.corpus.encoder`), or a real one (``--encoder``: HF dir, fairseq1 .pt or
+   project dir); with ``--set encoder=null``, stage 0 pretrains one on the demo corpus
+   (MFCC k-means units, masked prediction, saved in the XLS-R checkpoint format);
 4. layer-N features of that encoder and faiss k-means units;
 5. continued AV pretraining on the units;
-6. fine-tuning: AVSR audio-only, AVSR audio-visual, AVST for one X->En pair;
-7. evaluation on the clean and noisy grid for A and AV input;
+6. fine-tuning: AVSR audio-only and audio-visual side by side, then AVST for one X->En
+   pair from the AV model, beside the evaluation of the first two;
+7. evaluation on the clean and noisy grid for A, V and AV input;
 8. a summary (``summary.md``): the evaluation tables, the effect checks of
    :mod:`tasks.demo_checks` in plain words with their margins (also in ``checks.json``),
    the translation BLEU, and the stage times. A full run exits 1 when a check fails;
@@ -52,7 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     parser.add_argument("--config", type=Path, default=None, help="DemoConfig YAML (default configs/demo.yaml)")
     parser.add_argument("--quick", action="store_true", help="reduced run (configs/demo_quick.yaml): tiny corpus, few updates; checks are reported, not required")
-    parser.add_argument("--encoder", type=str, default=None, help="a real XLS-R-family encoder (HF dir, fairseq1 .pt or project dir): skips stage 0")
+    parser.add_argument("--encoder", type=str, default=None, help="the audio encoder to start from: a real XLS-R-family encoder (HF dir, fairseq1 .pt or project dir) "
+                        "instead of the config's (default: the stand-in shipped in the package; --set encoder=null: stage 0 builds one)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a DemoConfig field, e.g. finetune.av.updates=100")
 
 

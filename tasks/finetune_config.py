@@ -58,6 +58,10 @@ class HeadSection:
     ctc_weight: float = 0.0
     """``--head s2s``: weight of the auxiliary CTC loss (joint CTC/attention training;
     auto_avsr uses 0.1, ESPnet 0.3). 0: the decoder's loss alone."""
+    freeze_audio_cnn: bool = False
+    """Keep the audio CNN (XLS-R's feature extractor) fixed for the whole run, as wav2vec 2.0
+    fine-tuning does: no gradient flows through it, so updates are cheaper. Ignored with the
+    filterbank front end (no weights)."""
 
     def __post_init__(self) -> None:
         self.modality_dropout = as_dropout_section(self.modality_dropout)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import fnmatch
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -142,6 +143,20 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     )
     data_geometry = {"crop_size": cfg.data.crop_size, "image_size": cfg.data.image_size}
     return FinetunedModel(encoder, tokenizer, ft, data_config=data_geometry).train()
+
+
+AUDIO_CNN = "encoder.xlsr.frontend.feature_extractor.*"
+"""Parameter names of the audio CNN of a fine-tuned model."""
+
+
+def _freeze_audio_cnn(cfg: FinetuneConfig, model: nn.Module) -> None:
+    """``model.freeze_audio_cnn``: add the audio CNN to ``train.frozen`` when the model has one."""
+    if not cfg.model.freeze_audio_cnn or AUDIO_CNN in cfg.train.frozen:
+        return
+    if any(fnmatch.fnmatchcase(n, AUDIO_CNN) for n, _ in model.named_parameters()):
+        cfg.train.frozen.append(AUDIO_CNN)
+    else:
+        log.info("model.freeze_audio_cnn: this model has no audio CNN (filterbank front end); nothing to freeze")
 
 
 def valid_media(modes: list[Mode]) -> Mode:
@@ -340,6 +355,7 @@ def _train(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path, dist: Dist
     tokenizer = _tokenizer(cfg, train_files, out, main)
     seed_everything(cfg.train.seed)  # the fresh head (and lip encoder) are the same on every run / rank
     model = build_model(cfg, init, tokenizer)
+    _freeze_audio_cnn(cfg, model)
     record_model_settings(cfg, model, init, log_it=main)
     write_run_config(cfg, out, main)
     if main:

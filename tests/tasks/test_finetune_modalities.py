@@ -186,3 +186,21 @@ def test_run_config_from_a_plain_encoder_is_the_config_block(data: Path, tiny_xl
     valid = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"valid"' in x]
     assert {"wer", "wer_a", "wer_av"} <= set(valid[-1]) and "wer_v" not in valid[-1]
     assert valid[-1]["wer"] == valid[-1]["wer_a"]
+
+
+def test_freeze_audio_cnn_only_where_there_is_one() -> None:
+    """``model.freeze_audio_cnn`` puts the CNN in ``train.frozen``; a filterbank model has none."""
+    from tasks.finetune_run import AUDIO_CNN, _freeze_audio_cnn
+    from tests.helpers.tiny_models import tiny_av_encoder
+
+    cfg = resolve_config(_args(modality="av"))
+    assert cfg.model.freeze_audio_cnn  # finetune_tiny.yaml
+    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    assert cfg.train.frozen == [AUDIO_CNN]
+    cfg = resolve_config(_args(modality="av"))
+    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder(audio_frontend="fbank")}))
+    assert cfg.train.frozen == []
+    cfg = resolve_config(_args(modality="av", overrides=["model.freeze_audio_cnn=false"]))
+    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    assert cfg.train.frozen == []

@@ -134,6 +134,11 @@ class AVEncoder(nn.Module):
             )
             self.visual.freeze_bn = v.freeze_bn
             self.video_proj = nn.Linear(self.visual.out_dim, d)
+            if cfg.fusion.kind == "add" and cfg.fusion.init_audio_identity:
+                # added to the audio features before the shared norm: start at zero, so the
+                # pretrained audio path is undisturbed and the lips' share is learned from zero
+                nn.init.zeros_(self.video_proj.weight)
+                nn.init.zeros_(self.video_proj.bias)
             self.video_mask_emb = nn.Parameter(torch.empty(d).uniform_())
             self.fusion = Fusion(
                 d,

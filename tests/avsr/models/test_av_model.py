@@ -266,3 +266,17 @@ def test_encoder_overrides_on_load(tmp_path: Path) -> None:
     assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(), loaded.state_dict().values()))
     with pytest.raises(UserError, match="no_such_field"):
         load_av_encoder(tmp_path / "av", encoder_overrides={"no_such_field": 1})
+
+
+def test_add_fusion_starts_with_the_audio_path_undisturbed() -> None:
+    """``add`` fusion with ``init_audio_identity``: the lip projection starts at zero, so a fresh
+    AV model gives the same features with and without video (the lips' share is learned)."""
+    enc = tiny_av_encoder(fusion=FusionSection(kind="add")).eval()
+    assert enc.video_proj is not None and not enc.video_proj.weight.any() and not enc.video_proj.bias.any()
+    audio, alens, video, vlens = _inputs()
+    with torch.no_grad():
+        a = enc(audio, alens, video, vlens, modality="a").feats
+        av = enc(audio, alens, video, vlens, modality="av").feats
+    assert torch.allclose(a, av)
+    concat = tiny_av_encoder(fusion=FusionSection(kind="concat"))
+    assert concat.video_proj is not None and concat.video_proj.weight.any()  # concat: the fusion's video half is zero instead
