@@ -182,6 +182,8 @@ class Trainer:
         seed_everything(cfg.seed + 1_000_003 * self.dist.rank)
         self.frozen = self._match_frozen(self.cfg.freeze, "train.freeze")
         self.always_frozen = self._match_frozen(self.cfg.frozen, "train.frozen")
+        if self.always_frozen and self.dist.is_main:
+            log.info("%d parameters matching %s are frozen for the whole run", len(self.always_frozen), self.cfg.frozen)
         self.update = 0
         self.epoch = 0
         self.position = 0
@@ -253,8 +255,6 @@ class Trainer:
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=self.cfg.find_unused_parameters,
             )
-        if self.always_frozen and self.dist.is_main and force:
-            log.info("%d parameters matching %s are frozen for the whole run", len(self.always_frozen), self.cfg.frozen)
         if self.frozen and self.dist.is_main:
             state = "frozen" if active else "trainable"
             log.info(
