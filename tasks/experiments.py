@@ -16,7 +16,9 @@ writes a report folder::
 
 REPORT gets ``report.md``, ``results.json`` (mean/std/min/max over seeds of
 every cell, per language), PNG plots, ``commands.txt`` (every command, in
-order), ``configs/`` and ``eval/`` (the per-seed evaluations). Prerequisites
+order), ``configs/`` and ``eval/`` (the per-seed evaluations). The audio
+encoder is ``--encoder``, else the config's ``encoder`` (``shipped``: the
+stand-in encoder in the package; null: stage 0 builds one). Prerequisites
 (corpus, preprocessing, stage-0 encoder, units) and training runs live in
 ``--work`` (default ``REPORT/work``): point several experiments at one WORK to
 share them. A rerun skips finished stages.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from avsr.config import save_config
+from avsr.corpus.encoder import resolve_demo_encoder
 from avsr.errors import UserError
 from tasks.cli_args import add_config_arg, add_set_arg, load_task_config
 
@@ -53,7 +56,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     d.add_argument("--corpus-size", choices=["tiny", "small"], help="embedded corpus size")
     d.add_argument("--data", metavar="DATA", help="preprocessed DATA folder (skips corpus + preprocess)")
     d.add_argument("--noise-dir", metavar="DIR", help="MUSAN-layout noise folder (with --data)")
-    d.add_argument("--encoder", metavar="DIR", help="XLS-R encoder (HF dir, fairseq1 .pt, project dir): skips stage 0")
+    d.add_argument(
+        "--encoder", metavar="DIR",
+        help="XLS-R encoder (HF dir, fairseq1 .pt, project dir) instead of the config's encoder "
+        "(tiny config: the stand-in shipped in the package; --set encoder=null: stage 0 builds one)",
+    )
     d.add_argument("--labels", metavar="LAB", help="unit labels ({split}.km, dict.km.txt): skips units")
 
 
@@ -110,6 +117,23 @@ def parse_seeds(text: str | None, default: list[int]) -> list[int]:
     return seeds
 
 
+def encoder_input(flag: str | None, configured: str | None) -> Path | None:
+    """The audio encoder the experiment starts from: ``--encoder`` (``flag``) if given, else
+    the config's ``encoder`` (``shipped``: the stand-in in the package), else None (stage 0
+    builds one). A configured path that does not exist is a :class:`UserError`."""
+    if flag:
+        return Path(flag)
+    path = resolve_demo_encoder(configured)
+    if path is None:
+        return None
+    if not Path(path).exists():
+        raise UserError(
+            f"experiments config 'encoder': {path}: not found "
+            "(give 'shipped', an existing encoder path, or null for stage 0)"
+        )
+    return Path(path)
+
+
 def command_line(args: argparse.Namespace) -> str:
     """The ``avsr experiments ...`` command equivalent to ``args`` (for the report)."""
     cmd = ["avsr", "experiments", args.experiment]
@@ -150,7 +174,7 @@ def main(args: argparse.Namespace) -> int:
     inputs = Inputs(
         data=Path(args.data) if args.data else None,
         noise_dir=Path(args.noise_dir) if args.noise_dir else None,
-        encoder=Path(args.encoder) if args.encoder else None,
+        encoder=encoder_input(args.encoder, cfg.encoder),
         labels=Path(args.labels) if args.labels else None,
         pretrained=Path(args.pretrained) if getattr(args, "pretrained", None) else None,
         models=[Path(m) for m in getattr(args, "models", [])],

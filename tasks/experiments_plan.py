@@ -4,11 +4,11 @@ Every step is an ``avsr ...`` subprocess (:mod:`tasks.stages`), exactly what a
 user would type. Two folders:
 
 - WORK (default ``REPORT/work``): corpus, preprocessed data, the stage-0
-  encoder, units (computed once and reused), and the training runs under
-  ``WORK/runs/{name}-{hash}``; the hash covers the whole command, so two
-  experiments pointed at the same WORK share a run exactly when they would
-  run the same command (e.g. the CNN front end's AV fine-tuning is the AV arm
-  of ``zeroshot`` and the model of ``noise-types``).
+  encoder (when no encoder is given), units (computed once and reused), and
+  the training runs under ``WORK/runs/{name}-{hash}``; the hash covers the
+  whole command, so two experiments pointed at the same WORK share a run
+  exactly when they would run the same command (e.g. the CNN front end's AV
+  fine-tuning is the AV arm of ``zeroshot`` and the model of ``noise-types``).
 - REPORT: one evaluation per arm and seed under ``REPORT/eval/{arm}-s{seed}``,
   then the report.
 
@@ -108,6 +108,11 @@ class ExperimentsConfig:
 
     seeds: list[int] = field(default_factory=lambda: [0, 1])
     """Training seeds (``--seeds``)."""
+    encoder: str | None = None
+    """Audio encoder the experiments start from: ``shipped`` (the stand-in encoder in the
+    package, :data:`avsr.corpus.encoder.SHIPPED_ENCODER`), a path to a real XLS-R (HF dir,
+    fairseq1 .pt or project dir), or None: stage 0 builds one in WORK. ``--encoder`` overrides
+    it."""
     corpus: CorpusSection = field(default_factory=CorpusSection)
     """The embedded corpus built when no ``--data`` is given."""
     preprocess_workers: int = 2
@@ -170,7 +175,7 @@ class Inputs:
     noise_dir: Path | None = None
     """MUSAN-layout noise folder (``--noise-dir``)."""
     encoder: Path | None = None
-    """Audio encoder replacing stage 0 (``--encoder``)."""
+    """Audio encoder replacing stage 0 (``--encoder``, else the config's ``encoder``)."""
     labels: Path | None = None
     """Unit labels replacing the k-means stages (``--labels``)."""
     pretrained: Path | None = None

@@ -11,6 +11,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+from avsr.corpus.encoder import SHIPPED_ENCODER
 from avsr.evaluation.compare import (
     Comparison,
     comparison_json,
@@ -34,8 +35,8 @@ QUESTIONS = {
     "frontend": (
         "Does the learnable XLS-R CNN on the raw waveform beat AV-HuBERT's fixed log-mel "
         "filterbank (26 x 4 stacked, 25 Hz) as the audio front end of the AV encoder? Both arms "
-        "use the same data, the same stage-0 transformer initialisation, units, pretraining and "
-        "fine-tuning budget; only `model.audio_frontend` differs."
+        "use the same data, the same audio encoder initialisation ({encoder}), units, pretraining "
+        "and fine-tuning budget; only `model.audio_frontend` differs."
     ),
     "zeroshot": (
         "Does an AV-pretrained encoder fine-tuned on audio only (video zeroed) use the video "
@@ -46,6 +47,21 @@ QUESTIONS = {
         "Does the audio-visual gain hold for music, noise and speech, not only babble?"
     ),
 }
+"""The question of each experiment (``{encoder}``: :func:`encoder_origin`)."""
+
+
+def encoder_origin(plan: Plan) -> str:
+    """In words (Markdown), the audio encoder the plan's AV pretraining starts from, or the
+    given models when the plan trains no AV pretraining."""
+    if plan.inputs.models:
+        return "given fine-tuned models, trained outside this experiment"
+    if plan.inputs.pretrained is not None:
+        return f"given AV-pretrained model `{plan.inputs.pretrained.resolve()}`"
+    if plan.inputs.encoder is None:
+        return f"stage 0, pretrained here on MFCC units: `{plan.encoder}`"
+    if plan.encoder == SHIPPED_ENCODER:
+        return f"the stand-in encoder shipped in the package, `{plan.encoder}`"
+    return f"`{plan.encoder}`"
 
 
 def _pretty(cmd: list[str]) -> str:
@@ -103,7 +119,7 @@ def _result_lines(experiment: str, plan: Plan, comp: Comparison, verdict_lines: 
     lines = [
         f"# {TITLES[experiment]}",
         "",
-        QUESTIONS[experiment],
+        QUESTIONS[experiment].format(encoder=encoder_origin(plan)),
         "",
         "## Result (as measured)",
         "",
@@ -159,6 +175,7 @@ def _setup_lines(
         f"languages {', '.join(comp.languages)}",
         f"- Grid: noise {', '.join(comp.noises) or 'none'}; SNR {g.snr}; input {g.modality}; "
         f"noise seed {g.seed}" + (f"; first {g.max_clips} clips" if g.max_clips else ""),
+        f"- Audio encoder: {encoder_origin(plan)}",
         f"- Prerequisites and training runs: `{plan.work}`",
         "- Configs: " + ", ".join(f"[{n}]({n})" for n in config_names),
         "- Every command, in order: [commands.txt](commands.txt); aggregated numbers: "
@@ -192,6 +209,7 @@ def write_report(
         "experiment": experiment,
         "title": TITLES[experiment],
         "seeds": plan.seeds,
+        "encoder": None if plan.inputs.models or plan.inputs.pretrained else str(plan.encoder),
         "command": command,
         "verdict": verdict,
         "arms_description": {arm: a.description for arm, a in plan.arms.items()},

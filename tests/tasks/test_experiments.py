@@ -9,18 +9,23 @@ from pathlib import Path
 import pytest
 
 from avsr.cli import main as cli_main
+from avsr.config import load_config
+from avsr.corpus.encoder import SHIPPED_ENCODER
 from avsr.errors import UserError
 from avsr.evaluation import compare
 from avsr.evaluation.compare import Comparison, Stat
 from avsr.evaluation.results import Cell, EvalResults
 from avsr.metrics import ErrorCounts, Score
+from tasks.experiments import encoder_input
 from tasks.experiments_plan import ExperimentsConfig, Inputs, build_plan, check_markers, run_hash
+from tasks.experiments_report import encoder_origin
 from tasks.experiments_verdicts import (
     describe_difference,
     frontend_verdict,
     noise_types_verdict,
     zeroshot_verdict,
 )
+from tests.helpers import REPO
 
 LANGS = ["en", "ru"]
 SNRS: list[float | None] = [None, -5.0, 0.0]
@@ -233,12 +238,62 @@ def test_write_report_from_per_seed_results(tmp_path: Path) -> None:
             _results(_wer(base + seed, av_gain=3), model=f"{arm}{seed}").save(ev / "results.json")
     path = write_report("frontend", p, command="avsr experiments frontend --out X", timings={"corpus": 3.0})
     md = path.read_text()
+    stage0 = tmp_path / "work" / "stage0" / "encoder"
+    assert f"the same audio encoder initialisation (stage 0, pretrained here on MFCC units: `{stage0}`)" in md
+    assert f"- Audio encoder: stage 0, pretrained here on MFCC units: `{stage0}`" in md
     assert "**Under noise, A input: cnn wins.**" in md and "**cnn** is better in all 2 seeds" in md
     assert "## Per language: front-end difference" in md and "| ru |" in md
     res = json.loads((p.report / "results.json").read_text())
     assert res["verdict"]["av"]["noisy"]["difference"]["values"] == [-4.0, -4.0]
-    assert res["seeds"] == [0, 1] and res["experiment"] == "frontend"
+    assert res["seeds"] == [0, 1] and res["experiment"] == "frontend" and res["encoder"] == str(stage0)
     cmds = (p.report / "commands.txt").read_text().splitlines()
     assert cmds[2] == "avsr experiments frontend --out X"
     assert any(c.startswith("avsr corpus build") for c in cmds) and any(c.startswith("avsr evaluate") for c in cmds)
     assert (p.report / "configs" / "pretrain.yaml").is_file() and (p.report / "wer_vs_snr_ru.png").is_file()
+
+
+def test_config_encoder_shipped_skips_stage0(tmp_path: Path) -> None:
+    cfg = load_config(ExperimentsConfig, REPO / "configs" / "experiments_tiny.yaml")
+    assert cfg.encoder == "shipped"
+    enc = encoder_input(None, cfg.encoder)
+    assert enc == SHIPPED_ENCODER
+    p = build_plan("frontend", cfg, work=tmp_path / "w", report=tmp_path / "r", inputs=Inputs(encoder=enc), seeds=[0])
+    names = [s.name for s in p.work_stages]
+    assert names[:3] == ["corpus", "preprocess", "units"] and not {"stage0", "units_mfcc"} & set(names)
+    units = [[str(a) for a in c] for c in next(s for s in p.work_stages if s.name == "units").commands()]
+    feats = [c for c in units if "features" in c]
+    assert feats and all(c[c.index("--encoder") + 1] == str(SHIPPED_ENCODER) for c in feats)
+    pre = [str(a) for a in next(s for s in p.work_stages if s.name.startswith("pretrain-")).commands()[0]]
+    assert pre[pre.index("--init") + 1] == str(SHIPPED_ENCODER)
+    assert encoder_origin(p).startswith("the stand-in encoder shipped in the package")
+    # the CI config keeps stage 0
+    ci = load_config(ExperimentsConfig, REPO / "configs" / "experiments_ci.yaml")
+    assert ci.encoder is None and encoder_input(None, ci.encoder) is None
+
+
+def test_encoder_flag_wins_and_missing_configured_path_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    given = tmp_path / "xlsr"
+    assert encoder_input(str(given), "shipped") == given
+    assert encoder_input(str(given), str(tmp_path / "missing")) == given  # the config's path is not read
+    with pytest.raises(UserError, match=f"'encoder': {tmp_path / 'missing'}: not found"):
+        encoder_input(None, str(tmp_path / "missing"))
+    tiny = str(REPO / "configs" / "experiments_tiny.yaml")
+    out = ["--out", str(tmp_path / "r")]
+    # --encoder replaces the config's (existing) shipped encoder, so its own path is checked
+    assert cli_main(["experiments", "frontend", "--config", tiny, *out, "--encoder", str(given)]) == 2
+    assert f"--encoder {given}: not found" in capsys.readouterr().err
+    missing = tmp_path / "no_encoder"
+    assert cli_main(["experiments", "frontend", "--config", tiny, *out, "--set", f"encoder={missing}"]) == 2
+    err = capsys.readouterr().err
+    assert "experiments config 'encoder'" in err and str(missing) in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_encoder_origin_names_the_start(tmp_path: Path) -> None:
+    assert encoder_origin(_plan(tmp_path, "frontend")).startswith(
+        f"stage 0, pretrained here on MFCC units: `{tmp_path / 'work' / 'stage0' / 'encoder'}`"
+    )
+    assert encoder_origin(_plan(tmp_path, "frontend", encoder=tmp_path / "xlsr")) == f"`{tmp_path / 'xlsr'}`"
+    assert "given AV-pretrained model" in encoder_origin(_plan(tmp_path, "zeroshot", pretrained=tmp_path / "pre"))
