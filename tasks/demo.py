@@ -11,10 +11,11 @@ finished stages):
    (MFCC k-means units, masked prediction, saved in the XLS-R checkpoint format);
 4. layer-N features of that encoder and faiss k-means units;
 5. continued AV pretraining on the units;
-6. fine-tuning: AVSR audio-only and audio-visual side by side, then AVST for one X->En
-   pair from the AV model, beside the evaluation of the first two;
-7. evaluation on the clean and noisy grid for A, V and AV input;
-8. a summary (``summary.md``): the evaluation tables, the effect checks of
+6. fine-tuning and evaluation in two lanes side by side: the audio-only AVSR model, then its
+   evaluation (A and AV input, the zero-shot check); the audio-visual AVSR model, then AVST
+   for one X->En pair from it, then the evaluation of both (A, V and AV input), each on the
+   clean and noisy grid;
+7. a summary (``summary.md``): the evaluation tables, the effect checks of
    :mod:`tasks.demo_checks` in plain words with their margins (also in ``checks.json``),
    the translation BLEU, and the stage times. A full run exits 1 when a check fails;
    ``--quick`` reports them only.
@@ -86,11 +87,25 @@ def stage_times(timings: dict[str, float], wall: float) -> str:
     return "## Stage times (s)\n\n" + "\n".join(lines)
 
 
-def summary_report(out: Path, timings: dict[str, float], *, quick: bool) -> tuple[str, list[Check]]:
-    """``summary.md`` of a finished demo folder: evaluation tables, effect checks, stage times."""
+def models_section(cfg: DemoConfig) -> str:
+    """The "Models" section: what each evaluated model was fine-tuned from, on what, how long."""
+    ft = cfg.finetune
+    origin = {"pretrained": "the AV pretrained model", "a": "the audio-only model", "avsr": "the AV model"}
+    lines = [
+        f"- A-only model: CTC on audio alone (video zeroed), from the AV pretrained model, {ft.a.updates or ft.av.updates} updates",
+        f"- AV model: CTC on audio + video with modality dropout, from {origin[ft.av.init]}, {ft.av.updates} updates",
+        f"- AVST model: seq2seq {ft.avst.pair} on audio + video, from {origin[ft.avst.init]}, {ft.avst.updates} updates",
+    ]
+    return "## Models\n\n" + "\n".join(lines)
+
+
+def summary_report(out: Path, timings: dict[str, float], *, quick: bool, cfg: DemoConfig | None = None) -> tuple[str, list[Check]]:
+    """``summary.md`` of a finished demo folder: how the models were made (``cfg``), evaluation
+    tables, effect checks, stage times."""
     d = load_demo_results(out)
     section, checks = checks_section(d, quick=quick)
-    report = "\n\n".join(["# xlavsr demo summary", summary_table(out), section, stage_times(timings, d.wall_seconds)])
+    models = [models_section(cfg)] if cfg is not None else []
+    report = "\n\n".join(["# xlavsr demo summary", *models, summary_table(out), section, stage_times(timings, d.wall_seconds)])
     return report + "\n", checks
 
 
@@ -105,7 +120,7 @@ def main(args: argparse.Namespace) -> int:
     print(f"xlavsr demo -> {out} (config {cfg_path}{', encoder ' + args.encoder if args.encoder else ''})", flush=True)
     timings = run_stages(build_stages(cfg, out, args.encoder), out)
 
-    report, checks = summary_report(out, timings, quick=args.quick)
+    report, checks = summary_report(out, timings, quick=args.quick, cfg=cfg)
     atomic_write_text(out / "summary.md", report)
     atomic_write_json(out / "checks.json", [c.to_dict() for c in checks])
     print("\n" + report, flush=True)

@@ -58,6 +58,11 @@ class DemoAudioRunSection:
     """Training updates (None or 0: ``finetune.av.updates``). It runs beside the AV one and
     costs about half as much per update (no lip encoder), so it can take more in the same
     wall time."""
+    max_frames_per_batch: int | None = None
+    """Video frames (25 per second of audio) per batch of this run (None: the demo's
+    ``max_frames_per_batch``); smaller batches: more updates for the same compute."""
+    overrides: list[str] = field(default_factory=list)
+    """More ``--set`` overrides for this run only (after ``finetune.overrides``)."""
 
 
 @dataclass(kw_only=True)
@@ -66,6 +71,13 @@ class DemoAVRunSection:
 
     updates: int = 300
     """Training updates."""
+    init: Literal["pretrained", "a"] = "pretrained"
+    """Start from the AV pretrained encoder (``pretrained``: beside the audio-only run) or from
+    the audio-only fine-tuned model (``a``: after it; audio first, then the lips)."""
+    max_frames_per_batch: int | None = None
+    """Video frames per batch of this run (None: the demo's ``max_frames_per_batch``)."""
+    overrides: list[str] = field(default_factory=list)
+    """More ``--set`` overrides for this run only (after ``finetune.overrides``)."""
 
 
 @dataclass(kw_only=True)
@@ -76,17 +88,17 @@ class DemoAVSTRunSection:
     """Translation pair ``SRC-en``."""
     updates: int = 300
     """Training updates."""
-    init: Literal["avsr", "pretrained"] = "avsr"
-    """Start from the AV recognition model's encoder (``avsr``: runs after it) or from the AV
-    pretrained encoder (``pretrained``)."""
+    init: Literal["avsr", "a", "pretrained"] = "avsr"
+    """Start from the encoder of the AV recognition model (``avsr``: runs after it), of the
+    audio-only one (``a``: after that one), or from the AV pretrained encoder (``pretrained``)."""
     overrides: list[str] = field(default_factory=list)
     """More ``--set`` overrides for the translation fine-tuning."""
 
 
 @dataclass(kw_only=True)
 class DemoFinetuneSection:
-    """The three fine-tunings: A and AV (CTC, AVSR) side by side, then AVST (seq2seq) from the
-    AV model beside the evaluation of the first two."""
+    """The three fine-tunings, A and AV (CTC, AVSR) and AVST (seq2seq), each started as soon as
+    the model it starts from is there, side by side with the others and the evaluations."""
 
     a: DemoAudioRunSection = field(default_factory=DemoAudioRunSection)
     """The audio-only CTC fine-tuning."""

@@ -108,25 +108,29 @@ def _recipe_sets(cfg: DemoConfig) -> list[str]:
     return set_args(sets)
 
 
-def _ctc_sets(cfg: DemoConfig, p: DemoPaths) -> list[str]:
-    """``--set`` pairs of the two CTC fine-tunings after their budget: noise, recipe, extras."""
+def _ctc_sets(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> list[str]:
+    """``--set`` pairs of a CTC fine-tuning after its budget: noise, recipe, extras, the run's own."""
     ft = cfg.finetune
     lo, hi = ft.snr_range
     sets = [f"data.noise_dir={p.noise}", f"data.noise_prob={ft.noise_prob}", f"data.noise_snr_range=[{lo}, {hi}]",
             f"data.noise_start_epoch={ft.noise_start_epoch}"]
+    run = ft.a if modality == "a" else ft.av
+    if run.max_frames_per_batch is not None:
+        sets.append(f"data.max_frames_per_batch={run.max_frames_per_batch}")
     extra = []
     if ft.speed_perturb is not None:
         slo, shi = ft.speed_perturb
         extra = set_args([f"data.speed_perturb=[{slo}, {shi}]"])
-    return set_args(sets) + _recipe_sets(cfg) + extra + set_args(ft.overrides)
+    return set_args(sets) + _recipe_sets(cfg) + extra + set_args(ft.overrides) + set_args(run.overrides)
 
 
 def finetune_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> list[list[str]]:
     """The CTC fine-tuning of AVSR on ``modality`` input (``a``: video zeroed)."""
     ft = cfg.finetune
     updates = ft.a.updates if modality == "a" and ft.a.updates else ft.av.updates
-    return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", p.data, "--init", p.pretrained / "model",
-                         "--out", p.finetuned(modality), "--config", CONFIGS / "finetune_tiny.yaml", *_budget(cfg, updates), *_ctc_sets(cfg, p))]
+    init = p.finetuned("a") / "model" if modality == "av" and ft.av.init == "a" else p.pretrained / "model"
+    return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", p.data, "--init", init,
+                         "--out", p.finetuned(modality), "--config", CONFIGS / "finetune_tiny.yaml", *_budget(cfg, updates), *_ctc_sets(cfg, p, modality))]
 
 
 def avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
@@ -134,7 +138,7 @@ def avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
     recognition model (speech translation from an ASR encoder: it learns far faster than
     from the pretrained encoder on a corpus this small)."""
     avst = cfg.finetune.avst
-    init = p.finetuned("av") / "model" if avst.init == "avsr" else p.pretrained / "model"
+    init = {"avsr": p.finetuned("av") / "model", "a": p.finetuned("a") / "model"}.get(avst.init, p.pretrained / "model")
     return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", init,
                          "--out", p.finetuned("avst"), "--config", CONFIGS / "finetune_tiny_s2s.yaml", *_budget(cfg, avst.updates), "--set", "train.num_workers=0",
                          *_recipe_sets(cfg), *set_args(avst.overrides))]
@@ -146,14 +150,12 @@ def _grid(cfg: DemoConfig, p: DemoPaths) -> list[str | Path]:
     return ["--data", p.data, "--split", "test", "--noise-dir", p.noise, "--seed", cfg.seed, *extra]
 
 
-def eval_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
-    """The A and AV recognition models on the whole grid."""
+def eval_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> list[list[str]]:
+    """The A (input a, av) or AV (input a, v, av) recognition model on the whole grid."""
     ev = cfg.eval
     grid = [*_grid(cfg, p), "--snr", ev.snrs, "--noise", ev.noises]
-    return [
-        avsr_command("evaluate", "--model", p.finetuned("a") / "model", *grid, "--modality", "a,av", "--out", p.eval / "finetune_a"),
-        avsr_command("evaluate", "--model", p.finetuned("av") / "model", *grid, "--modality", "a,v,av", "--out", p.eval / "finetune_av"),
-    ]
+    inputs = "a,av" if modality == "a" else "a,v,av"
+    return [avsr_command("evaluate", "--model", p.finetuned(modality) / "model", *grid, "--modality", inputs, "--out", p.eval / f"finetune_{modality}")]
 
 
 def eval_avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
@@ -172,6 +174,10 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
     def step(fn: Callable[..., list[list[str]]], *args: object) -> Callable[[], list[list[str]]]:
         return functools.partial(fn, cfg, p, *args)
 
+    ft = cfg.finetune
+    avst_after = {"avsr": "finetune_av", "a": "finetune_a"}.get(ft.avst.init)
+    avst_from = {"avsr": "the AV recognition model", "a": "the audio-only recognition model"}.get(ft.avst.init, "the AV pretrained encoder")
+
     return [
         Stage(name="corpus", title="build the embedded corpus", commands=step(corpus_commands)),
         Stage(name="preprocess", title="preprocess videos -> lip ROIs, audio, manifests", commands=step(preprocess_commands)),
@@ -179,10 +185,16 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
               skip_reason=f"starting from the encoder {encoder}" if encoder else None),
         Stage(name="units", title="layer-N encoder features and faiss k-means units", commands=step(units_commands)),
         Stage(name="pretrain", title="continued AV pretraining on the units", commands=step(pretrain_commands)),
-        Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=step(finetune_commands, "a"), group="finetune", nice=5),
-        Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)", commands=step(finetune_commands, "av"), group="finetune"),
-        Stage(name="finetune_avst", title=f"fine-tune AVST {cfg.finetune.avst.pair} (seq2seq) from the AV recognition model", commands=step(avst_commands),
-              group="avst"),
-        Stage(name="evaluate", title="evaluate clean and noisy grid, A / V / AV", commands=step(eval_commands), group="avst", nice=5),
-        Stage(name="evaluate_avst", title="evaluate AVST, clean and babble 0 dB, A / AV", commands=step(eval_avst_commands)),
+        # each fine-tuning and evaluation starts once the model it needs is there, side by side with the others
+        Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=step(finetune_commands, "a"), group="finetune"),
+        Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)" + (" from the audio-only model" if ft.av.init == "a" else ""),
+              commands=step(finetune_commands, "av"), group="finetune", after="finetune_a" if ft.av.init == "a" else None),
+        Stage(name="finetune_avst", title=f"fine-tune AVST {ft.avst.pair} (seq2seq) from {avst_from}", commands=step(avst_commands),
+              group="finetune", after=avst_after),
+        Stage(name="evaluate_a", title="evaluate the A model: clean and noisy grid, A / AV input", commands=step(eval_commands, "a"),
+              group="finetune", after="finetune_a"),
+        Stage(name="evaluate_av", title="evaluate the AV model: clean and noisy grid, A / V / AV input", commands=step(eval_commands, "av"),
+              group="finetune", after="finetune_av"),
+        Stage(name="evaluate_avst", title="evaluate AVST, clean and babble 0 dB, A / AV", commands=step(eval_avst_commands),
+              group="finetune", after="finetune_avst"),
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,8 +159,11 @@ class ProgressPrinter:
     seconds (``every <= 0``: never). Use as a context manager; stages call
     :meth:`started` once their log is open and :meth:`finished` at the end."""
 
-    def __init__(self, names: Sequence[str], every: float, write: Callable[[str], None] | None = None) -> None:
+    def __init__(self, names: Sequence[str], every: float, write: Callable[[str], None] | None = None,
+                 after: Mapping[str, str] | None = None) -> None:
         self.names = list(names)
+        self.after = dict(after or {})
+        """Stage -> the stage it waits for (listed after ``waiting:`` until it starts)."""
         self.every = every
         self._write = write or (lambda line: print(line, flush=True))
         self._watches: dict[str, LogWatch] = {}
@@ -183,17 +186,21 @@ class ProgressPrinter:
     def line(self, now: float | None = None) -> str:
         """``[mm:ss] name progress | name progress ...`` (time since the batch started)."""
         now = seconds_of_day() if now is None else now
-        parts = []
+        parts, waiting = [], []
         with self._lock:
             for name in self.names:
                 watch = self._watches.get(name)
                 if name in self._done:
                     parts.append(f"{name} {self._done[name]}")
+                elif watch is None and name in self.after:
+                    waiting.append(name)
                 elif watch is None:
                     parts.append(f"{name} starting")
                 else:
                     watch.poll()
                     parts.append(f"{name} {watch.describe(now)}")
+        if waiting:
+            parts.append("waiting: " + ", ".join(waiting))
         elapsed = time.monotonic() - self._t0
         clock = f"{int(elapsed // 60):02d}:{int(elapsed % 60):02d}" if elapsed < 3600 else duration(elapsed)
         return f"[{clock}] " + " | ".join(parts)

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,8 +36,10 @@ class Stage:
     """One step: a name, a title for the progress line, and its ``avsr`` commands.
 
     Consecutive stages with the same ``group`` run at the same time, each with an equal
-    share of the CPU threads (``OMP_NUM_THREADS``): two 1-thread trainings of small models
-    on 2 cores get more done than one 2-thread training after the other.
+    share of the CPU threads (``OMP_NUM_THREADS``) of the stages running when it starts: two
+    1-thread trainings of small models on 2 cores get more done than one 2-thread training
+    after the other. A stage of a group with ``after`` set starts once that stage has
+    finished, so one model can be evaluated while another is still training.
     """
 
     name: str
@@ -55,6 +57,10 @@ class Stage:
     nice: int = 0
     """Scheduling niceness of the stage's processes (POSIX): in a group, a stage that is not
     on the critical path yields the CPU to the ones that are."""
+    after: str | None = None
+    """In a group: the stage (same group, listed earlier) whose outputs this one needs; it
+    starts when that one has finished (finished in an earlier run: at once). None: at the
+    start of the group."""
 
 
 def avsr_command(*args: str | Path | int) -> list[str]:
@@ -123,26 +129,70 @@ def _run_commands(stage: Stage, log_dir: Path, threads: int | None, progress: Pr
     return time.perf_counter() - t0, cmds
 
 
+def _ready(pending: list[tuple[str, Stage]], names: set[str], done: set[str]) -> list[tuple[str, Stage]]:
+    """Pending stages whose ``after`` has finished (or is not in this batch: finished earlier)."""
+    return [(h, s) for h, s in pending if s.after is None or s.after not in names or s.after in done]
+
+
+def _drop_followers(pending: list[tuple[str, Stage]], failed: set[str], progress: ProgressPrinter) -> None:
+    """Remove from ``pending`` every stage that comes after a failed one (directly or not)."""
+    while dropped := [(h, s) for h, s in pending if s.after in failed]:
+        for h, s in dropped:
+            pending.remove((h, s))
+            failed.add(s.name)
+            progress.finished(s.name, ok=False)
+            print(f"{h}: not run ({s.after} failed)", flush=True)
+
+
+def _start_message(head: str, stage: Stage, threads: int | None, side_by_side: bool, follows: bool) -> str:
+    how = [f"after {stage.after}"] if follows else []
+    how += [f"side by side, {threads} thread(s)"] if threads is not None and side_by_side else []
+    return f"{head} ..." + (f" ({', '.join(how)})" if how else "")
+
+
 def _run_batch(
     todo: list[tuple[str, Stage]], log_dir: Path, progress_every: float,
 ) -> tuple[list[tuple[str, Stage, float, list[list[str]]]], list[BaseException], float]:
-    """Run stages side by side (one: alone, with the environment's threads); return the
-    finished ones (head, stage, seconds, commands), the errors, and the wall seconds."""
-    threads = _threads_each(len(todo)) if len(todo) > 1 else None
-    for head, _ in todo:
-        print(f"{head} ..." + (f" (side by side, {threads} thread(s) each)" if threads else ""), flush=True)
-    t0 = time.perf_counter()
+    """Run stages side by side, each as soon as the stage it comes ``after`` has finished, with
+    ``cpus // running`` threads when it starts (a batch of one: the environment's threads).
+    A failed stage's followers do not run. Return the finished stages (head, stage, seconds,
+    commands), the errors, and the wall seconds."""
+    order = [s.name for _, s in todo]
+    names = set(order)
+    late = [s.name for _, s in todo if s.after in names and order.index(s.after) > order.index(s.name)]
+    if late:
+        raise ValueError(f"stages {late} come after a stage listed after them")
+    pending = list(todo)
+    done: set[str] = set()
+    failed: set[str] = set()
     errors: list[BaseException] = []
     finished: list[tuple[str, Stage, float, list[list[str]]]] = []
-    with ProgressPrinter([s.name for _, s in todo], progress_every) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool:
-        futures = [(head, stage, pool.submit(_run_one, stage, log_dir, threads, progress)) for head, stage in todo]
-        for head, stage, fut in futures:
-            try:
-                secs, cmds = fut.result()
-            except BaseException as exc:  # noqa: BLE001 - let the others finish, then raise
-                errors.append(exc)
-                continue
-            finished.append((head, stage, secs, cmds))
+    running: dict[Future[tuple[float, list[list[str]]]], tuple[str, Stage]] = {}
+    after = {s.name: s.after for _, s in todo if s.after in names}
+    t0 = time.perf_counter()
+    with ProgressPrinter([s.name for _, s in todo], progress_every, after=after) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool:
+        while pending or running:
+            _drop_followers(pending, failed, progress)
+            ready = _ready(pending, names, done)
+            n = len(running) + len(ready)  # stages running once these have started
+            threads = _threads_each(n) if len(todo) > 1 else None
+            for h, s in ready:
+                pending.remove((h, s))
+                print(_start_message(h, s, threads, n > 1, s.name in after), flush=True)
+                running[pool.submit(_run_one, s, log_dir, threads, progress)] = (h, s)
+            if not running:
+                break
+            complete, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in complete:
+                h, s = running.pop(fut)
+                try:
+                    secs, cmds = fut.result()
+                except BaseException as exc:  # noqa: BLE001 - let the others finish, then raise
+                    errors.append(exc)
+                    failed.add(s.name)
+                    continue
+                done.add(s.name)
+                finished.append((h, s, secs, cmds))
     return finished, errors, time.perf_counter() - t0
 
 

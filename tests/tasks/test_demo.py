@@ -18,7 +18,7 @@ from tests.helpers.hf_models import randomize, tiny_hf_config
 
 pytestmark = pytest.mark.slow
 
-STAGES = ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate", "evaluate_avst"]
+STAGES = ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate_a", "evaluate_av", "evaluate_avst"]
 
 
 def run_demo(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:

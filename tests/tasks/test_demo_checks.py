@@ -117,3 +117,18 @@ def test_bleu_table_and_goals(tmp_path: Path) -> None:
     table = avst_bleu_table(d)
     assert set(table) == {"A", "AV"} and table["A"]["babble 0 dB"] == pytest.approx(5.0)
     assert d.avst_name == "finetune_avst_fr" and GOALS.a_clean_wer == 20.0 and GOALS.wall_seconds == 1200.0
+
+
+def test_models_section_says_what_each_model_started_from() -> None:
+    from avsr.config import load_config
+    from tasks.demo import models_section
+    from tasks.demo_config import DemoConfig
+    from tests.helpers import REPO
+
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.a.updates=7", "finetune.av.updates=5"])
+    text = models_section(cfg)
+    assert "A-only model: CTC on audio alone (video zeroed), from the AV pretrained model, 7 updates" in text
+    assert "AV model: CTC on audio + video with modality dropout, from the audio-only model, 5 updates" in text
+    assert "AVST model: seq2seq es-en on audio + video, from the AV model" in text
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
+    assert "AV model: CTC on audio + video with modality dropout, from the AV pretrained model" in models_section(cfg)

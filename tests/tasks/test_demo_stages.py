@@ -14,11 +14,15 @@ def test_stage_plan_and_overrides(tmp_path: Path) -> None:
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml",
                       ["encoder=null", "finetune.lr=0.003", "corpus.langs=[en, fr]", "pretrain.overrides=[model.fusion.kind=concat]"])
     stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
-    assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate",
-                            "evaluate_avst"]
-    # A and AV side by side, then AVST beside their evaluation
-    assert [stages[n].group for n in ("finetune_a", "finetune_av", "finetune_avst", "evaluate", "evaluate_avst")] == [
-        "finetune", "finetune", "avst", "avst", None]
+    assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate_a",
+                            "evaluate_av", "evaluate_avst"]
+    # two chains side by side: A (fine-tune, evaluate) and AV (fine-tune, AVST, evaluate AV, evaluate AVST)
+    after = {n: s.after for n, s in stages.items() if s.group == "finetune"}
+    assert after == {"finetune_a": None, "finetune_av": None, "finetune_avst": "finetune_av", "evaluate_a": "finetune_a",
+                     "evaluate_av": "finetune_av", "evaluate_avst": "finetune_avst"}
+    assert "--modality a,av" in " ".join(stages["evaluate_a"].commands()[0])
+    ev_av = " ".join(stages["evaluate_av"].commands()[0])
+    assert "--modality a,v,av" in ev_av and f"--out {tmp_path / 'eval' / 'finetune_av'}" in ev_av
     assert stages["stage0"].skip_reason is None
     corpus = stages["corpus"].commands()[0]
     assert corpus[corpus.index("--langs") + 1 :][:2] == ["en", "fr"]
@@ -44,6 +48,38 @@ def test_shipped_encoder_is_the_default(tmp_path: Path) -> None:
     # --encoder wins over the config's
     stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/x.pt")}
     assert "--init /models/x.pt" in " ".join(stages["pretrain"].commands()[0])
+
+
+def test_av_and_avst_from_the_audio_only_model(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml", ["finetune.av.init=a", "finetune.avst.init=a"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/enc")}
+    a_model = f"--init {tmp_path / 'finetune_a' / 'model'}"
+    for name in ("finetune_av", "finetune_avst"):
+        assert stages[name].after == "finetune_a" and a_model in " ".join(stages[name].commands()[0]), name
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml", ["finetune.av.init=pretrained", "finetune.avst.init=pretrained"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/enc")}
+    assert stages["finetune_av"].after is None and stages["finetune_avst"].after is None
+    assert f"--init {tmp_path / 'pretrain' / 'model'}" in " ".join(stages["finetune_avst"].commands()[0])
+
+
+def test_each_ctc_run_has_its_own_overrides_after_the_shared_ones(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml",
+                      ["finetune.overrides=[data.noise_start_epoch=3]", "finetune.av.overrides=[data.noise_start_epoch=1]"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/enc")}
+    a, av = (stages[n].commands()[0] for n in ("finetune_a", "finetune_av"))
+    assert a[-2:] == ["--set", "data.noise_start_epoch=3"]
+    assert av[-4:] == ["--set", "data.noise_start_epoch=3", "--set", "data.noise_start_epoch=1"]
+
+
+def test_fine_tuning_batch_size_overrides_the_demo_s(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml", ["max_frames_per_batch=300", "finetune.a.max_frames_per_batch=120"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/enc")}
+    for name, frames in (("finetune_a", 120), ("finetune_av", 300)):
+        cmd = stages[name].commands()[0]
+        sets = [cmd[i + 1] for i, w in enumerate(cmd) if w == "--set" and cmd[i + 1].startswith("data.max_frames_per_batch=")]
+        assert sets[-1] == f"data.max_frames_per_batch={frames}", name  # the last --set wins
+    assert "data.max_frames_per_batch=300" in stages["pretrain"].commands()[0]
+    assert "data.max_frames_per_batch=300" in stages["finetune_avst"].commands()[0]
 
 
 def test_audio_only_updates_fall_back_to_the_av_budget(tmp_path: Path) -> None:

@@ -72,3 +72,79 @@ def test_nice_stage_runs_with_that_niceness(tmp_path: Path) -> None:
     code = f"import os, pathlib; pathlib.Path(r'{tmp_path / 'nice.txt'}').write_text(str(os.nice(0)))"
     run_stages([Stage(name="n", title="n", commands=lambda: [_py(code)], nice=7)], tmp_path / "out")
     assert int((tmp_path / "nice.txt").read_text()) >= 7
+
+
+def _lane_stage(name: str, code: str, after: str | None = None) -> Stage:
+    return Stage(name=name, title=name, commands=lambda: [_py(code)], group="g", after=after)
+
+
+def test_a_stage_follows_its_stage_and_overlaps_the_others(tmp_path: Path) -> None:
+    stamp = "import os, time, pathlib; t0 = time.time(); time.sleep({s}); pathlib.Path(r'{p}').write_text(f'{{t0}} {{time.time()}} ' + os.environ.get('OMP_NUM_THREADS', '-'))"
+    stages = [
+        _lane_stage("train_a", stamp.format(s=0.8, p=tmp_path / "train_a")),
+        _lane_stage("eval_a", stamp.format(s=0.2, p=tmp_path / "eval_a"), after="train_a"),
+        _lane_stage("train_b", stamp.format(s=1.2, p=tmp_path / "train_b")),
+    ]
+    run_stages(stages, tmp_path / "out", progress_every=0)
+    times = {n: (tmp_path / n).read_text().split() for n in ("train_a", "eval_a", "train_b")}
+    assert float(times["eval_a"][0]) >= float(times["train_a"][1])  # after its stage ...
+    assert float(times["eval_a"][0]) < float(times["train_b"][1])  # ... while the other lane runs
+    assert {t[2] for t in times.values()} == {str(max(1, (os.cpu_count() or 1) // 2))}  # two at a time share the CPUs
+    assert all((tmp_path / "out" / ".stages" / f"{n}.json").is_file() for n in times)
+
+
+def test_a_failing_stage_stops_its_followers_only(tmp_path: Path) -> None:
+    stages = [
+        _lane_stage("bad", "import sys; sys.exit(2)"),
+        _lane_stage("after_bad", f"import pathlib; pathlib.Path(r'{tmp_path / 'ran'}').touch()", after="bad"),
+        _lane_stage("other", "import time; time.sleep(0.3)"),
+        _lane_stage("after_after", f"import pathlib; pathlib.Path(r'{tmp_path / 'ran2'}').touch()", after="after_bad"),
+    ]
+    with pytest.raises(UserError, match=r"stage 'bad' failed \(exit 2\)"):
+        run_stages(stages, tmp_path / "out", progress_every=0)
+    assert not (tmp_path / "ran").exists() and not (tmp_path / "ran2").exists()
+    assert (tmp_path / "out" / ".stages" / "other.json").is_file()
+    # the rerun runs the failed lane again, the finished stage not
+    stages[0] = _lane_stage("bad", "pass")
+    timings = run_stages(stages, tmp_path / "out", progress_every=0)
+    assert (tmp_path / "ran2").exists() and set(timings) == {"bad", "after_bad", "other", "after_after"}
+
+
+def test_a_stage_whose_predecessor_finished_earlier_starts_at_once(tmp_path: Path) -> None:
+    stages = [_lane_stage("first", "pass"), _lane_stage("second", "pass", after="first")]
+    (tmp_path / "out" / ".stages").mkdir(parents=True)
+    (tmp_path / "out" / ".stages" / "first.json").write_text(json.dumps({"seconds": 5.0}))
+    timings = run_stages(stages, tmp_path / "out", progress_every=0)
+    assert timings["first"] == 5.0 and "second" in timings
+
+
+def test_two_stages_after_one_run_side_by_side_once_it_finished(tmp_path: Path) -> None:
+    stamp = "import time, pathlib; t0 = time.time(); time.sleep({s}); pathlib.Path(r'{p}').write_text(f'{{t0}} {{time.time()}}')"
+    stages = [
+        _lane_stage("model", stamp.format(s=0.3, p=tmp_path / "model")),
+        _lane_stage("eval", stamp.format(s=0.6, p=tmp_path / "eval"), after="model"),
+        _lane_stage("more", stamp.format(s=0.6, p=tmp_path / "more"), after="model"),
+    ]
+    run_stages(stages, tmp_path / "out", progress_every=0)
+    t = {n: [float(x) for x in (tmp_path / n).read_text().split()] for n in ("model", "eval", "more")}
+    assert min(t["eval"][0], t["more"][0]) >= t["model"][1]
+    assert t["eval"][0] < t["more"][1] and t["more"][0] < t["eval"][1]  # they overlap
+
+
+def test_a_stage_after_a_later_listed_one_is_refused(tmp_path: Path) -> None:
+    stages = [_lane_stage("b", "pass", after="a"), _lane_stage("a", "pass")]
+    with pytest.raises(ValueError, match="after a stage listed after them"):
+        run_stages(stages, tmp_path / "out", progress_every=0)
+
+
+def test_a_stage_alone_gets_the_cpus_the_finished_ones_left(tmp_path: Path) -> None:
+    code = "import os, time, pathlib; time.sleep({s}); pathlib.Path(r'{p}').write_text(os.environ.get('OMP_NUM_THREADS', '-'))"
+    stages = [
+        _lane_stage("short", code.format(s=0.0, p=tmp_path / "short")),
+        _lane_stage("long", code.format(s=0.8, p=tmp_path / "long")),
+        _lane_stage("then", code.format(s=0.0, p=tmp_path / "then"), after="long"),
+    ]
+    run_stages(stages, tmp_path / "out", progress_every=0)
+    cpus = os.cpu_count() or 1
+    assert (tmp_path / "long").read_text() == str(max(1, cpus // 2))
+    assert (tmp_path / "then").read_text() == str(cpus)

@@ -85,7 +85,7 @@ def test_durations() -> None:
 def test_printer_line_names_every_stage(tmp_path: Path) -> None:
     (tmp_path / "a.log").write_text(_train("10:00:00", 20, 100) + _train("10:00:10", 40, 100))
     lines: list[str] = []
-    with ProgressPrinter(["a", "b", "c", "d"], every=0, write=lines.append) as p:
+    with ProgressPrinter(["a", "b", "c", "d", "e", "f"], every=0, write=lines.append, after={"e": "a", "f": "e"}) as p:
         p.started("a", tmp_path / "a.log", 1)
         p.started("c", tmp_path / "c.log", 1)
         p.finished("c")
@@ -93,7 +93,7 @@ def test_printer_line_names_every_stage(tmp_path: Path) -> None:
         p.finished("d", ok=False)
         line = p.line(now=_secs("10:00:10"))
     assert line.startswith("[00:00] ")
-    assert line[8:] == "a 40/100 (30s left) | b starting | c done | d failed"
+    assert line[8:] == "a 40/100 (30s left) | b starting | c done | d failed | waiting: e, f"
     assert lines == []  # every=0: nothing printed on its own
 
 
