@@ -11,10 +11,11 @@ finished stages):
    (MFCC k-means units, masked prediction, saved in the XLS-R checkpoint format);
 4. layer-N features of that encoder and faiss k-means units;
 5. continued AV pretraining on the units;
-6. fine-tuning and evaluation in two lanes side by side: the audio-only AVSR model, then its
-   evaluation (A and AV input, the zero-shot check); the audio-visual AVSR model, then AVST
-   for one X->En pair from it, then the evaluation of both (A, V and AV input), each on the
-   clean and noisy grid;
+6. fine-tuning and evaluation as a graph (each stage starts once the model it needs exists,
+   beside whatever else is running): the audio-only AVSR model, then its evaluation (A and AV
+   input, the zero-shot check); the audio-visual AVSR model (from the audio-only one with
+   ``finetune.av.init: a``, else from the pretrained model), then AVST for one X->En pair
+   from it; the evaluation of each (A, V and AV input), on the clean and noisy grid;
 7. a summary (``summary.md``): the evaluation tables, the effect checks of
    :mod:`tasks.demo_checks` in plain words with their margins (also in ``checks.json``),
    the translation BLEU, and the stage times. A full run exits 1 when a check fails;
@@ -83,7 +84,7 @@ def checks_section(d: DemoResults, *, quick: bool) -> tuple[str, list[Check]]:
 def stage_times(timings: dict[str, float], wall: float) -> str:
     """The "Stage times" section: seconds per stage and the wall-clock total."""
     lines = [f"- {k}: {v:.0f}" for k, v in timings.items()]
-    lines.append(f"- total (wall clock; the fine-tunings run side by side): {wall:.0f} ({minutes(wall)})")
+    lines.append(f"- total (wall clock; independent stages run side by side): {wall:.0f} ({minutes(wall)})")
     return "## Stage times (s)\n\n" + "\n".join(lines)
 
 

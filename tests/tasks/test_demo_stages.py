@@ -16,9 +16,9 @@ def test_stage_plan_and_overrides(tmp_path: Path) -> None:
     stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
     assert list(stages) == ["corpus", "preprocess", "stage0", "units", "pretrain", "finetune_a", "finetune_av", "finetune_avst", "evaluate_a",
                             "evaluate_av", "evaluate_avst"]
-    # two chains side by side: A (fine-tune, evaluate) and AV (fine-tune, AVST, evaluate AV, evaluate AVST)
+    # one chain (A, then AV from it, then AVST from that), each evaluation as soon as its model exists
     after = {n: s.after for n, s in stages.items() if s.group == "finetune"}
-    assert after == {"finetune_a": None, "finetune_av": None, "finetune_avst": "finetune_av", "evaluate_a": "finetune_a",
+    assert after == {"finetune_a": None, "finetune_av": "finetune_a", "finetune_avst": "finetune_av", "evaluate_a": "finetune_a",
                      "evaluate_av": "finetune_av", "evaluate_avst": "finetune_avst"}
     assert "--modality a,av" in " ".join(stages["evaluate_a"].commands()[0])
     ev_av = " ".join(stages["evaluate_av"].commands()[0])
