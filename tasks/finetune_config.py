@@ -58,6 +58,11 @@ class HeadSection:
     ctc_weight: float = 0.0
     """``--head s2s``: weight of the auxiliary CTC loss (joint CTC/attention training;
     auto_avsr uses 0.1, ESPnet 0.3). 0: the decoder's loss alone."""
+    init_head: bool = True
+    """With a fine-tuned ``--init`` of the same task and head type whose tokenizer is this
+    run's (same training text and vocabulary size), start from its head as well: continued
+    fine-tuning, e.g. audio only, then audio-visual, without a fresh CTC head's blank plateau.
+    False, or a different task, head or vocabulary: a fresh head."""
     freeze_audio_cnn: bool = False
     """Keep the audio CNN (XLS-R's feature extractor) fixed for the whole run, as wav2vec 2.0
     fine-tuning does: no gradient flows through it, so updates are cheaper. Ignored with the

@@ -115,11 +115,12 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
     """The AV encoder from ``init`` + a fresh head -> FinetunedModel (train mode)."""
     if not init.exists():
         raise UserError(f"--init {init}: not found")
+    source = None
     if is_finetuned_dir(init):
-        # a fine-tuned model's encoder (e.g. AVSR before AVST: ASR encoder pretraining
-        # for speech translation); its head and tokenizer are not used
-        encoder = with_encoder_overrides(load_finetuned(init).encoder, cfg.model.encoder_overrides)
-        log.info("encoder from the fine-tuned model %s (its head is dropped)", init)
+        # a fine-tuned model's encoder (e.g. AVSR before AVST: ASR encoder pretraining for
+        # speech translation); its head only when it fits this run (:func:`reusable_head`)
+        source = load_finetuned(init)
+        encoder = with_encoder_overrides(source.encoder, cfg.model.encoder_overrides)
     else:
         encoder = load_av_encoder(
             init, None if is_av_dir(init) else cfg.av, encoder_overrides=cfg.model.encoder_overrides
@@ -142,7 +143,33 @@ def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
         ctc_weight=cfg.model.ctc_weight,
     )
     data_geometry = {"crop_size": cfg.data.crop_size, "image_size": cfg.data.image_size}
-    return FinetunedModel(encoder, tokenizer, ft, data_config=data_geometry).train()
+    model = FinetunedModel(encoder, tokenizer, ft, data_config=data_geometry)
+    if source is not None:
+        why_not = reusable_head(cfg, source, model)
+        if why_not is None:
+            model.head.load_state_dict(source.head.state_dict())
+            if model.ctc_aux is not None and source.ctc_aux is not None:
+                model.ctc_aux.load_state_dict(source.ctc_aux.state_dict())
+        log.info("encoder from the fine-tuned model %s; %s", init,
+                 "its head too (model.init_head)" if why_not is None else f"a fresh head ({why_not})")
+    return model.train()
+
+
+def reusable_head(cfg: FinetuneConfig, source: Any, model: Any) -> str | None:
+    """Why the head of the fine-tuned ``source`` cannot start ``model`` (None: it can): off by
+    ``model.init_head``, another task or head type, another tokenizer or head shape."""
+    if not cfg.model.init_head:
+        return "model.init_head is false"
+    src = source.config
+    if (src.task, src.head) != (cfg.task, cfg.head):
+        return f"it was trained for {src.task} with a {src.head} head, this run is {cfg.task} with {cfg.head}"
+    if source.tokenizer.model_proto != model.tokenizer.model_proto:
+        return "its tokenizer differs from this run's"
+    own = model.head.state_dict()
+    theirs = source.head.state_dict()
+    if own.keys() != theirs.keys() or any(v.shape != own[k].shape for k, v in theirs.items()):
+        return "its head's layers differ from this run's"
+    return None
 
 
 AUDIO_CNN = "encoder.xlsr.frontend.feature_extractor.*"
