@@ -11,8 +11,10 @@ Steps (rank 0 writes, every rank trains; run under ``torchrun`` for DDP):
    (kept on resume);
 3. model: ``--init`` is an AV model dir (kind ``av``) or any XLS-R encoder (project dir,
    HF dir, fairseq1 ``.pt``; the lip encoder and fusion are then fresh, from the ``av``
-   config section), or a fine-tuned model dir (its encoder only: e.g. AVST from an AVSR
-   model, ASR encoder pretraining for translation), plus a CTC head or a Transformer decoder;
+   config section), or a fine-tuned model dir (its encoder: e.g. AVST from an AVSR model,
+   ASR encoder pretraining for translation; and its head too when task, head type and
+   tokenizer match, ``model.init_head``: e.g. AV after audio-only fine-tuning), plus a fresh
+   CTC head or Transformer decoder otherwise;
 4. training: the project's torchrun loop (:mod:`avsr.train`): the encoder frozen for the
    first ``train.freeze_updates`` updates, checkpoints + exact resume under
    ``RUN/checkpoints``, validation WER (avsr) or BLEU (avst) by decoding the valid split
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--lang", help="one language: DATA/muavic/LANG (default: every language of DATA)")
     group.add_argument("--pair", help="translation pair SRC-en: DATA/muavic/SRC/en")
-    parser.add_argument("--init", required=True, type=Path, help="AV model dir, an XLS-R encoder (dir or .pt), or a fine-tuned model dir (its encoder)")
+    parser.add_argument("--init", required=True, type=Path, help="AV model dir, an XLS-R encoder (dir or .pt), or a fine-tuned model dir (its encoder; its head too when it fits, model.init_head)")
     parser.add_argument("--out", required=True, type=Path, help="run folder (resumes when it has checkpoints)")
     add_config_arg(parser, "YAML config (configs/finetune_*.yaml)", type=Path)
     add_set_arg(parser, "override a config field, e.g. train.max_updates=200 (repeatable)")
