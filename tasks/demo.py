@@ -43,7 +43,7 @@ from tasks.demo_checks import (
     minutes,
 )
 from tasks.demo_config import DemoConfig
-from tasks.demo_stages import CONFIGS, build_stages
+from tasks.demo_stages import CONFIGS, STARTS, audio_only_updates, build_stages
 from tasks.stages import run_stages
 
 
@@ -91,11 +91,10 @@ def stage_times(timings: dict[str, float], wall: float) -> str:
 def models_section(cfg: DemoConfig) -> str:
     """The "Models" section: what each evaluated model was fine-tuned from, on what, how long."""
     ft = cfg.finetune
-    origin = {"pretrained": "the AV pretrained model", "a": "the audio-only model", "avsr": "the AV model"}
     lines = [
-        f"- A-only model: CTC on audio alone (video zeroed), from the AV pretrained model, {ft.a.updates or ft.av.updates} updates",
-        f"- AV model: CTC on audio + video with modality dropout, from {origin[ft.av.init]}, {ft.av.updates} updates",
-        f"- AVST model: seq2seq {ft.avst.pair} on audio + video, from {origin[ft.avst.init]}, {ft.avst.updates} updates",
+        f"- A-only model: CTC on audio alone (video zeroed), from {STARTS['pretrained'].what}, {audio_only_updates(cfg)} updates",
+        f"- AV model: CTC on audio + video with modality dropout, from {STARTS[ft.av.init].what}, {ft.av.updates} updates",
+        f"- AVST model: seq2seq {ft.avst.pair} on audio + video, from {STARTS[ft.avst.init].what}, {ft.avst.updates} updates",
     ]
     return "## Models\n\n" + "\n".join(lines)
 

@@ -55,9 +55,8 @@ class DemoAudioRunSection:
     """The audio-only CTC fine-tuning (video zeroed)."""
 
     updates: int | None = None
-    """Training updates (None or 0: ``finetune.av.updates``). It runs beside the AV one and
-    costs about half as much per update (no lip encoder), so it can take more in the same
-    wall time."""
+    """Training updates (None or 0: ``finetune.av.updates``). An update costs about half an AV
+    one (no lip encoder)."""
     max_frames_per_batch: int | None = None
     """Video frames (25 per second of audio) per batch of this run (None: the demo's
     ``max_frames_per_batch``); smaller batches: more updates for the same compute."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -52,6 +53,35 @@ class DemoPaths:
     def finetuned(self, name: str) -> Path:
         """Run folder of fine-tuning ``name`` (``a``, ``av`` or ``avst``)."""
         return self.out / f"finetune_{name}"
+
+    def start(self, init: str) -> Path:
+        """The model a fine-tuning with ``init`` (a key of :data:`STARTS`) starts from."""
+        return self.pretrained / "model" if init == "pretrained" else self.finetuned(STARTS[init].run) / "model"
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a fine-tuning's ``init`` names: the run it comes after and its words."""
+
+    run: str | None
+    """The fine-tuning (``a``, ``av``) whose model it starts from; None: the AV pretrained model."""
+    what: str
+    """How the summary names that model."""
+
+    @property
+    def after(self) -> str | None:
+        """The stage the fine-tuning comes after (None: none of the group)."""
+        return None if self.run is None else f"finetune_{self.run}"
+
+
+STARTS = {"pretrained": Start(run=None, what="the AV pretrained model"), "a": Start(run="a", what="the audio-only model"),
+          "avsr": Start(run="av", what="the AV model")}
+"""The models a demo fine-tuning can start from (``finetune.av.init``, ``finetune.avst.init``)."""
+
+
+def audio_only_updates(cfg: DemoConfig) -> int:
+    """Updates of the audio-only run (``finetune.a.updates``, else the AV run's)."""
+    return cfg.finetune.a.updates or cfg.finetune.av.updates
 
 
 def _budget(cfg: DemoConfig, updates: int) -> list[str]:
@@ -127,8 +157,8 @@ def _ctc_sets(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> li
 def finetune_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> list[list[str]]:
     """The CTC fine-tuning of AVSR on ``modality`` input (``a``: video zeroed)."""
     ft = cfg.finetune
-    updates = ft.a.updates if modality == "a" and ft.a.updates else ft.av.updates
-    init = p.finetuned("a") / "model" if modality == "av" and ft.av.init == "a" else p.pretrained / "model"
+    updates = audio_only_updates(cfg) if modality == "a" else ft.av.updates
+    init = p.start(ft.av.init) if modality == "av" else p.pretrained / "model"
     return [avsr_command("finetune", "--task", "avsr", "--head", "ctc", "--modality", modality, "--data", p.data, "--init", init,
                          "--out", p.finetuned(modality), "--config", CONFIGS / "finetune_tiny.yaml", *_budget(cfg, updates), *_ctc_sets(cfg, p, modality))]
 
@@ -138,8 +168,7 @@ def avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
     recognition model (speech translation from an ASR encoder: it learns far faster than
     from the pretrained encoder on a corpus this small)."""
     avst = cfg.finetune.avst
-    init = {"avsr": p.finetuned("av") / "model", "a": p.finetuned("a") / "model"}.get(avst.init, p.pretrained / "model")
-    return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", init,
+    return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", p.start(avst.init),
                          "--out", p.finetuned("avst"), "--config", CONFIGS / "finetune_tiny_s2s.yaml", *_budget(cfg, avst.updates), "--set", "train.num_workers=0",
                          *_recipe_sets(cfg), *set_args(avst.overrides))]
 
@@ -175,8 +204,7 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         return functools.partial(fn, cfg, p, *args)
 
     ft = cfg.finetune
-    avst_after = {"avsr": "finetune_av", "a": "finetune_a"}.get(ft.avst.init)
-    avst_from = {"avsr": "the AV recognition model", "a": "the audio-only recognition model"}.get(ft.avst.init, "the AV pretrained encoder")
+    av_from, avst_from = STARTS[ft.av.init], STARTS[ft.avst.init]
 
     return [
         Stage(name="corpus", title="build the embedded corpus", commands=step(corpus_commands)),
@@ -187,10 +215,10 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
         Stage(name="pretrain", title="continued AV pretraining on the units", commands=step(pretrain_commands)),
         # each fine-tuning and evaluation starts once the model it needs is there, side by side with the others
         Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=step(finetune_commands, "a"), group="finetune"),
-        Stage(name="finetune_av", title="fine-tune AVSR audio-visual (CTC)" + (" from the audio-only model" if ft.av.init == "a" else ""),
-              commands=step(finetune_commands, "av"), group="finetune", after="finetune_a" if ft.av.init == "a" else None),
-        Stage(name="finetune_avst", title=f"fine-tune AVST {ft.avst.pair} (seq2seq) from {avst_from}", commands=step(avst_commands),
-              group="finetune", after=avst_after),
+        Stage(name="finetune_av", title=f"fine-tune AVSR audio-visual (CTC) from {av_from.what}",
+              commands=step(finetune_commands, "av"), group="finetune", after=av_from.after),
+        Stage(name="finetune_avst", title=f"fine-tune AVST {ft.avst.pair} (seq2seq) from {avst_from.what}", commands=step(avst_commands),
+              group="finetune", after=avst_from.after),
         Stage(name="evaluate_a", title="evaluate the A model: clean and noisy grid, A / AV input", commands=step(eval_commands, "a"),
               group="finetune", after="finetune_a"),
         Stage(name="evaluate_av", title="evaluate the AV model: clean and noisy grid, A / V / AV input", commands=step(eval_commands, "av"),

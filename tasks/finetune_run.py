@@ -112,7 +112,8 @@ def _tokenizer(cfg: FinetuneConfig, files: SplitFiles, out: Path, main: bool) ->
 
 
 def build_model(cfg: FinetuneConfig, init: Path, tokenizer: Any) -> Any:
-    """The AV encoder from ``init`` + a fresh head -> FinetunedModel (train mode)."""
+    """The AV encoder from ``init`` + a head (the fine-tuned ``init``'s when
+    :func:`reusable_head` allows, else fresh) -> FinetunedModel (train mode)."""
     if not init.exists():
         raise UserError(f"--init {init}: not found")
     source = None
