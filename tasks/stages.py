@@ -14,14 +14,16 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avsr.cpu_threads import THREADS_FILE_ENV
 from avsr.errors import UserError
-from avsr.io import atomic_write_json
+from avsr.io import atomic_write_json, atomic_write_text
 from avsr.logging_utils import get_logger
 from tasks.stage_progress import ProgressPrinter
 
@@ -38,7 +40,8 @@ class Stage:
     Consecutive stages with the same ``group`` run at the same time, each with an equal
     share of the CPU threads (``OMP_NUM_THREADS``) of the stages running when it starts: two
     1-thread trainings of small models on 2 cores get more done than one 2-thread training
-    after the other. A stage of a group with ``after`` set starts once that stage has
+    after the other. When a stage finishes, the ones still running get its threads
+    (trainings and evaluations follow ``AVSR_THREADS_FILE``, see ``avsr.cpu_threads``). A stage of a group with ``after`` set starts once that stage has
     finished, so one model can be evaluated while another is still training.
     """
 
@@ -96,24 +99,55 @@ def _threads_each(n: int) -> int:
     return max(1, (os.cpu_count() or 1) // n)
 
 
-def _run_one(stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter) -> tuple[float, list[list[str]]]:
+class _ThreadShares:
+    """The thread budget file of each stage running side by side (``avsr.cpu_threads``):
+    a training that started with one core of two takes both once the other stage is done."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.written: dict[str, int] = {}
+
+    def path(self, name: str) -> Path:
+        return self.root / f"{name}.threads"
+
+    def share(self, running: Sequence[tuple[str, Stage]]) -> list[tuple[str, int]]:
+        """Give each running stage ``cpus // len(running)`` threads; return (head, threads)
+        of those whose budget changed after they started."""
+        n = _threads_each(len(running))
+        changed = []
+        for head, stage in running:
+            before = self.written.get(stage.name)
+            if before != n:
+                atomic_write_text(self.path(stage.name), f"{n}\n")
+                self.written[stage.name] = n
+                changed += [(head, n)] if before is not None else []
+        return changed
+
+
+def _run_one(
+    stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter, threads_file: Path | None = None,
+) -> tuple[float, list[list[str]]]:
     """Run a stage's commands in order, output to its log; raise UserError on failure."""
     ok = False
     try:
-        result = _run_commands(stage, log_dir, threads, progress)
+        result = _run_commands(stage, log_dir, threads, progress, threads_file)
         ok = True
         return result
     finally:
         progress.finished(stage.name, ok=ok)
 
 
-def _run_commands(stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter) -> tuple[float, list[list[str]]]:
+def _run_commands(
+    stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter, threads_file: Path | None,
+) -> tuple[float, list[list[str]]]:
     t0 = time.perf_counter()
     cmds = [list(c) for c in stage.commands()]
     log_path = log_dir / f"{stage.name}.log"
     env = dict(os.environ, AVSR_NO_PROGRESS=os.environ.get("AVSR_NO_PROGRESS", "1"))
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    if threads_file is not None:
+        env[THREADS_FILE_ENV] = str(threads_file)
     with open(log_path, "w", encoding="utf-8") as logf:
         progress.started(stage.name, log_path, len(cmds))
         for cmd in cmds:
@@ -170,16 +204,25 @@ def _run_batch(
     running: dict[Future[tuple[float, list[list[str]]]], tuple[str, Stage]] = {}
     after = {s.name: s.after for _, s in todo if s.after in names}
     t0 = time.perf_counter()
-    with ProgressPrinter([s.name for _, s in todo], progress_every, after=after) as progress, ThreadPoolExecutor(max_workers=len(todo)) as pool:
+    with (
+        ProgressPrinter([s.name for _, s in todo], progress_every, after=after) as progress,
+        ThreadPoolExecutor(max_workers=len(todo)) as pool,
+        tempfile.TemporaryDirectory(prefix="avsr-threads-") as tmp,
+    ):
+        shares = _ThreadShares(Path(tmp)) if len(todo) > 1 else None
         while pending or running:
             _drop_followers(pending, failed, progress)
             ready = _ready(pending, names, done)
             n = len(running) + len(ready)  # stages running once these have started
-            threads = _threads_each(n) if len(todo) > 1 else None
+            threads = _threads_each(n) if shares is not None else None
             for h, s in ready:
                 pending.remove((h, s))
                 print(_start_message(h, s, threads, n > 1, s.name in after), flush=True)
-                running[pool.submit(_run_one, s, log_dir, threads, progress)] = (h, s)
+                tfile = shares.path(s.name) if shares is not None else None
+                running[pool.submit(_run_one, s, log_dir, threads, progress, tfile)] = (h, s)
+            if shares is not None:
+                for h, k in shares.share(list(running.values())):
+                    print(f"{h}: {k} thread(s) from now on", flush=True)
             if not running:
                 break
             complete, _ = wait(running, return_when=FIRST_COMPLETED)

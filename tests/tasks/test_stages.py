@@ -148,3 +148,23 @@ def test_a_stage_alone_gets_the_cpus_the_finished_ones_left(tmp_path: Path) -> N
     cpus = os.cpu_count() or 1
     assert (tmp_path / "long").read_text() == str(max(1, cpus // 2))
     assert (tmp_path / "then").read_text() == str(cpus)
+
+
+def test_a_stage_left_running_takes_the_threads_of_the_one_that_finished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    follow = (
+        "import os, time, pathlib, torch; from avsr.cpu_threads import ThreadBudget; "
+        "b = ThreadBudget(every=0.05); start = torch.get_num_threads(); t0 = time.time()\n"
+        "while torch.get_num_threads() != (os.cpu_count() or 1) and time.time() - t0 < 20: b.poll(); time.sleep(0.05)\n"
+        "pathlib.Path(r'{p}').write_text(f'{{start}} {{torch.get_num_threads()}}')"
+    )
+    stages = [
+        _stage("short", "import time; time.sleep(0.5)", "g"),
+        _stage("long", follow.format(p=tmp_path / "long"), "g"),
+    ]
+    run_stages(stages, tmp_path / "out", progress_every=0)
+    cpus = os.cpu_count() or 1
+    assert (tmp_path / "long").read_text() == f"{max(1, cpus // 2)} {cpus}"
+    if cpus > 1:
+        assert f"long: {cpus} thread(s) from now on" in capsys.readouterr().out
