@@ -41,8 +41,9 @@ class Stage:
     share of the CPU threads (``OMP_NUM_THREADS``) of the stages running when it starts: two
     1-thread trainings of small models on 2 cores get more done than one 2-thread training
     after the other. When a stage finishes, the ones still running get its threads
-    (trainings and evaluations follow ``AVSR_THREADS_FILE``, see ``avsr.cpu_threads``). A stage of a group with ``after`` set starts once that stage has
-    finished, so one model can be evaluated while another is still training.
+    (trainings and evaluations follow ``AVSR_THREADS_FILE``, see ``avsr.cpu_threads``).
+    A stage of a group with ``after`` set starts once that stage has finished, so one
+    model can be evaluated while another is still training.
     """
 
     name: str
@@ -204,10 +205,10 @@ def _run_batch(
     running: dict[Future[tuple[float, list[list[str]]]], tuple[str, Stage]] = {}
     after = {s.name: s.after for _, s in todo if s.after in names}
     t0 = time.perf_counter()
-    with (
+    with (  # the budget folder goes last, after the pool has waited for every stage
+        tempfile.TemporaryDirectory(prefix="avsr-threads-") as tmp,
         ProgressPrinter([s.name for _, s in todo], progress_every, after=after) as progress,
         ThreadPoolExecutor(max_workers=len(todo)) as pool,
-        tempfile.TemporaryDirectory(prefix="avsr-threads-") as tmp,
     ):
         shares = _ThreadShares(Path(tmp)) if len(todo) > 1 else None
         while pending or running:
