@@ -32,6 +32,8 @@ class AVSample:
     units: np.ndarray | None = None
     text: str | None = None
     lang: str | None = None
+    clean_audio: np.ndarray | None = None
+    """Training rows with added noise: ``audio`` before the noise (same shape), else None."""
 
 
 @dataclass(kw_only=True)
@@ -44,6 +46,8 @@ class AVBatch:
     - ``units`` (B, U) int64 padded with -100; ``unit_lens`` (B,) int64 (50 Hz).
     - ``audio``/``video`` are None when that modality is not loaded (the lengths are
       still given, so a model can feed zeros of the right length).
+    - ``clean_audio`` (B, S) like ``audio``, before the training noise (rows without noise:
+      their ``audio``); None when no row has noise added.
     """
 
     ids: list[str]
@@ -56,6 +60,7 @@ class AVBatch:
     unit_lens: torch.Tensor | None = None
     texts: list[str] | None = None
     langs: list[str] | None = None
+    clean_audio: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -95,6 +100,12 @@ def collate(samples: Sequence[AVSample]) -> AVBatch:
         for i, s in enumerate(samples):
             assert s.audio is not None
             audio[i, : s.audio.shape[0]] = torch.from_numpy(s.audio)
+    clean_audio = None
+    if audio is not None and any(s.clean_audio is not None for s in samples):
+        clean_audio = audio.clone()
+        for i, s in enumerate(samples):
+            if s.clean_audio is not None:
+                clean_audio[i, : s.clean_audio.shape[0]] = torch.from_numpy(s.clean_audio)
     video = None
     if samples[0].video is not None:
         h, w = samples[0].video.shape[1:]
@@ -121,4 +132,5 @@ def collate(samples: Sequence[AVSample]) -> AVBatch:
         unit_lens=unit_lens,
         texts=texts,
         langs=langs,
+        clean_audio=clean_audio,
     )

@@ -242,8 +242,12 @@ class AVDataset(torch.utils.data.Dataset):
         self._crop(m, rng)
         if m.video is not None:
             m.video = self._transform_video(m.video, rng, row.id)
+        clean = None
         if m.audio is not None and self.noise_bank is not None:
-            m.audio = self._add_noise(m.audio, row.id, epoch, rng)
+            noisy = self._add_noise(m.audio, row.id, epoch, rng)
+            if self.train and noisy is not m.audio:
+                clean = np.ascontiguousarray(m.audio, dtype=np.float32)
+            m.audio = noisy
         return AVSample(
             id=row.id,
             index=index,
@@ -254,6 +258,7 @@ class AVDataset(torch.utils.data.Dataset):
             units=m.units,
             text=self.texts[index] if self.texts is not None else None,
             lang=self.langs[index] if self.langs is not None else None,
+            clean_audio=clean,
         )
 
     def _load(self, index: int, row: ManifestRow) -> _Media:

@@ -141,7 +141,12 @@ class FinetunedModel(nn.Module):
             raise UserError(f"modality {modality!r} needs video, but the batch has none")
         if modality in ("av", "a") and batch.audio is None:
             raise UserError(f"modality {modality!r} needs audio, but the batch has none")
-        out = self.encoder(batch.audio, batch.audio_lens, video, video_lens, modality=modality, apply_mask=apply_mask)
+        extra = {}  # training: the audio before its noise, for modality dropout's audio-only rows
+        if self.training and getattr(batch, "clean_audio", None) is not None:
+            extra["clean_audio"] = batch.clean_audio
+        out = self.encoder(
+            batch.audio, batch.audio_lens, video, video_lens, modality=modality, apply_mask=apply_mask, **extra
+        )
         return EncodedBatch(out.feats, out.lens, out.padding_mask)
 
     def targets(self, texts: list[str]) -> list[list[int]]:

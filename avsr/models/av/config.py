@@ -100,6 +100,10 @@ class ModalityDropoutSection:
     """Probability of dropping one modality of a row (training, input mode ``av``)."""
     audio_share: float = 0.5
     """Share of the drops that drop the audio (the rest drop the video)."""
+    clean_audio_alone: bool = False
+    """A row that keeps only its audio gets it without the training noise (the data
+    pipeline keeps the clean audio of every row it adds noise to): the audio path alone
+    learns from clean speech, and noise is met only with the lips beside it."""
 
 
 @dataclass(kw_only=True)

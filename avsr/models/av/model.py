@@ -192,6 +192,7 @@ class AVEncoder(nn.Module):
         apply_mask: bool = False,
         modality_dropout: bool | None = None,
         rngs: Sequence[np.random.Generator] | None = None,
+        clean_audio: Tensor | None = None,
     ) -> AVEncoderOutput:
         """audio (B, S) or None (zeros), audio_lens (B,) samples; video (B, 1, Tv, H, W)
         normalised pixels or None, video_lens (B,) frames at 25 fps.
@@ -199,10 +200,14 @@ class AVEncoder(nn.Module):
         ``modality``: ``av`` both, ``a`` video zeros, ``v`` audio zeros (what modality
         dropout does). ``apply_mask``: span-mask both streams (pretraining).
         ``modality_dropout``: default on in training mode for ``av`` input.
+        ``clean_audio`` (B, S): the audio before the training noise; with
+        ``modality_dropout.clean_audio_alone`` the rows that the dropout leaves with audio
+        only take it instead of ``audio``.
         """
         if modality_dropout is None:
             modality_dropout = self.training
         plan = self._plan(audio_lens, modality, modality_dropout, apply_mask, rngs)
+        audio = self._clean_alone(audio, clean_audio, plan)
         a = self._audio_stream(audio, audio_lens, video, plan)
         v, video_lens = self._video_stream(video, video_lens, a, plan)
         mask = None
@@ -251,6 +256,21 @@ class AVEncoder(nn.Module):
             keep_a=keep_a,
             keep_v=keep_v,
         )
+
+    def _clean_alone(
+        self, audio: Tensor | None, clean_audio: Tensor | None, plan: _ForwardPlan
+    ) -> Tensor | None:
+        """``audio`` with the rows that keep only their audio replaced by ``clean_audio``
+        (``modality_dropout.clean_audio_alone``, when dropout was drawn); else ``audio``."""
+        if audio is None or clean_audio is None or not plan.draw_dropout:
+            return audio
+        if not self.cfg.modality_dropout.clean_audio_alone:
+            return audio
+        if clean_audio.shape != audio.shape:
+            raise ValueError(f"clean_audio {tuple(clean_audio.shape)} != audio {tuple(audio.shape)}")
+        alone = [ka and not kv for ka, kv in zip(plan.keep_a, plan.keep_v, strict=True)]
+        rows = torch.tensor(alone, dtype=torch.bool, device=audio.device)
+        return torch.where(rows[:, None], clean_audio.to(audio.dtype), audio)
 
     def _audio_stream(
         self, audio: Tensor | None, audio_lens: Tensor, video: Tensor | None, plan: _ForwardPlan
@@ -432,6 +452,7 @@ class AVPretrainModel(nn.Module):
             apply_mask=True,
             modality_dropout=self.training,
             rngs=rngs,
+            clean_audio=batch.clean_audio,
         )
         return self.loss(out, batch.units)
 

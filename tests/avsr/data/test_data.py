@@ -170,6 +170,27 @@ def test_flip_and_noise_augmentation(data: Path) -> None:
         AVDataset(data, dataclasses.replace(cfg, noise_categories=["missing"]), train=True)
 
 
+def test_training_noise_keeps_the_clean_audio(data: Path) -> None:
+    noisy_cfg = DataConfig(max_crop_seconds=None, noise_dir=str(data.parent / "noise"), noise_prob=1.0)
+    ds = AVDataset(data, noisy_cfg, train=True)
+    ref = AVDataset(data, dataclasses.replace(noisy_cfg, noise_dir=None), train=True)
+    s0, s1, r0, r1 = ds[0], ds[1], ref[0], ref[1]
+    assert s0.clean_audio is not None and s0.audio is not None and r0.audio is not None
+    np.testing.assert_array_equal(s0.clean_audio, r0.audio)
+    assert not np.array_equal(s0.audio, r0.audio)
+    batch = collate([s0, s1])
+    assert batch.clean_audio is not None and batch.audio is not None
+    assert batch.clean_audio.shape == batch.audio.shape
+    assert torch.equal(batch.clean_audio[1, : r1.n_audio], torch.from_numpy(r1.audio))  # type: ignore[arg-type]
+    # a row without noise carries its audio as the clean one; no noise at all: none
+    mixed = collate([r0, s1])
+    assert mixed.clean_audio is not None and torch.equal(mixed.clean_audio[0], mixed.audio[0])  # type: ignore[index]
+    assert r0.clean_audio is None and collate([r0, r1]).clean_audio is None
+    # evaluation noise is the input itself, not augmentation: nothing kept
+    ev = AVDataset(data, noisy_cfg, train=False, eval_noise=("babble", 0.0, 1))
+    assert ev[0].clean_audio is None
+
+
 def test_modalities_and_errors(data: Path, tmp_path: Path) -> None:
     a = AVDataset(data, DataConfig(modalities="a"), labels=data.with_suffix(".km"))
     b = collate([a[0], a[1]])

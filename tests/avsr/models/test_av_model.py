@@ -105,6 +105,40 @@ def test_modality_dropout_rate_through_the_model() -> None:
     assert out.keep_audio.all() and out.keep_video.all()
 
 
+def _run_seeded(enc: torch.nn.Module, audio: torch.Tensor, clean: torch.Tensor | None, rngs_step: int) -> object:
+    b = audio.shape[0]
+    torch.manual_seed(0)  # the encoder's own dropout draws the same in every call
+    ids = [str(i) for i in range(b)]
+    video = torch.ones(b, 1, 3, 24, 24)
+    lens = torch.full((b,), audio.shape[1])
+    return enc(audio, lens, video, torch.full((b,), 3), rngs=row_rngs(ids, 5, rngs_step), clean_audio=clean)
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_clean_audio_alone_feeds_audio_only_rows_their_clean_audio(on: bool) -> None:
+    from avsr.models.av.config import ModalityDropoutSection
+
+    enc = tiny_av_encoder(modality_dropout=ModalityDropoutSection(p=0.8, audio_share=0.3, clean_audio_alone=on))
+    enc.train()
+    b = 8
+    g = torch.Generator().manual_seed(1)
+    clean = torch.randn(b, 1920, generator=g)
+    noisy = clean + torch.randn(b, 1920, generator=g)
+    out = _run_seeded(enc, noisy, clean, 0)
+    alone = out.keep_audio & ~out.keep_video  # type: ignore[attr-defined]
+    assert alone.any() and out.keep_video.any()  # type: ignore[attr-defined]
+    # the audio each row should have seen: clean on the audio-only rows (only when on)
+    expect_in = torch.where(alone[:, None], clean, noisy) if on else noisy
+    want = _run_seeded(enc, expect_in, None, 0)
+    assert torch.equal(out.feats, want.feats)  # type: ignore[attr-defined]
+    if on:  # and it differs from feeding the noise everywhere
+        assert not torch.equal(out.feats, _run_seeded(enc, noisy, None, 0).feats)  # type: ignore[attr-defined]
+    # evaluation: no dropout drawn, the clean audio is not used
+    enc.eval()
+    with torch.no_grad():
+        assert torch.equal(_run_seeded(enc, noisy, clean, 0).feats, _run_seeded(enc, noisy, None, 0).feats)  # type: ignore[attr-defined]
+
+
 def test_masks_are_a_function_of_clip_and_step() -> None:
     enc = tiny_av_encoder().train()
     audio, alens, video, vlens = _inputs()
