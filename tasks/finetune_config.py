@@ -215,8 +215,9 @@ def dropout_summary(cfg: FinetuneConfig) -> str:
     def pct(x: float) -> str:
         return f"{100.0 * x:.3g}%"
 
+    clean = " (without the training noise: model.modality_dropout.clean_audio_alone)" if d.clean_audio_alone else ""
     return (
-        f"modality dropout (AV fine-tuning): {pct(d.p * (1.0 - d.audio_share))} of rows audio only, "
+        f"modality dropout (AV fine-tuning): {pct(d.p * (1.0 - d.audio_share))} of rows audio only{clean}, "
         f"{pct(d.p * d.audio_share)} video only, {pct(1.0 - d.p)} both"
     )
 

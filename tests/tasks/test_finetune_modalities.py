@@ -15,6 +15,7 @@ import yaml
 from avsr import metrics
 from avsr.cli import main
 from avsr.data import AVDataset, make_batch_sampler, make_dataloader, make_synthetic_av_data
+from avsr.data.batch import AVBatch
 from avsr.errors import UserError
 from avsr.models.av.config import FusionSection
 from avsr.models.av.io import save_av_model
@@ -64,6 +65,25 @@ def test_dropout_set_keys_reach_the_encoder(tiny_av_init: Path) -> None:
     assert video_only == pytest.approx(0.15, abs=0.04)
     assert both == pytest.approx(0.40, abs=0.04)
     assert _rates(model, train=False)[2] == 1.0  # no dropout at evaluation
+    assert not model.encoder.cfg.modality_dropout.clean_audio_alone
+    cfg = resolve_config(_args(modality="av", overrides=[*sets, "model.modality_dropout.clean_audio_alone=true"]))
+    assert "45% of rows audio only (without the training noise" in dropout_summary(cfg)
+    model = build_model(cfg, tiny_av_init, train_tokenizer(["bin blue at one now", "lay red by two please"]))
+    assert model.encoder.cfg.modality_dropout.clean_audio_alone
+    # a training batch's clean audio reaches the encoder (training mode only)
+    seen: list[object] = []
+    model.encoder.register_forward_pre_hook(
+        lambda _m, _a, kw: seen.append(kw.get("clean_audio")), with_kwargs=True
+    )
+    n, vlen = 4, torch.full((4,), 2)
+    clean = torch.randn(n, 1280)
+    batch = AVBatch(
+        ids=[str(i) for i in range(n)], indices=torch.arange(n), audio=clean + 1.0, audio_lens=vlen * 640,
+        video=torch.randn(n, 1, 2, 24, 24), video_lens=vlen, texts=["bin blue"] * n, clean_audio=clean,
+    )
+    model.train().encode(batch)
+    model.eval().encode(batch)
+    assert seen[0] is clean and seen[1] is None
 
 
 def test_dropout_defaults_shorthand_and_errors(tmp_path: Path) -> None:
