@@ -184,7 +184,9 @@ def test_run_config_records_what_the_model_uses(
     av = written["av"]
     assert av["fusion"]["kind"] == ("add" if init_kind == "av_add" else "concat")
     assert av["visual"]["widths"] == ([4, 8, 8, 16] if init_kind == "av_add" else [8, 8, 16, 16])  # the yaml says 8/16/32/64
-    assert av["modality_dropout"] == written["model"]["modality_dropout"] == {"p": 0.4, "audio_share": 0.25}
+    assert av["modality_dropout"] == written["model"]["modality_dropout"] == {
+        "p": 0.4, "audio_share": 0.25, "clean_audio_alone": False
+    }
     assert written["valid"]["modalities"] == ["av", "a", "v"]
     valid = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if '"valid"' in x]
     assert {"wer", "wer_av", "wer_a", "wer_v"} <= set(valid[-1])
