@@ -342,7 +342,10 @@ def _log_sizes(cfg: FinetuneConfig, model: Any, tokenizer: Tokenizer) -> None:
 
 def _train_loader(cfg: FinetuneConfig, files: SplitFiles, dist: DistInfo) -> Any:
     """Length-bucketed batches of the training split, sharded over ranks."""
-    train_ds = AVDataset(files.manifest, cfg.data, train=True, labels=files.labels)
+    train_ds = AVDataset(
+        files.manifest, cfg.data, train=True, labels=files.labels,
+        keep_clean_audio=cfg.model.dropout.reads_clean_audio,
+    )
     sampler = make_batch_sampler(train_ds, rank=dist.rank, world_size=dist.world_size)
     return make_dataloader(
         train_ds, sampler, num_workers=cfg.train.num_workers, pin_memory=dist.device.type == "cuda"

@@ -72,7 +72,8 @@ def _dataset(
             missing = manifest if not manifest.is_file() else units
             raise UserError(f"{missing}: not found (the {split} split is needed)")
         return None
-    return AVDataset(manifest, cfg.data, train=train, labels=units, langs=None)
+    keep_clean = train and cfg.model.modality_dropout.reads_clean_audio
+    return AVDataset(manifest, cfg.data, train=train, labels=units, langs=None, keep_clean_audio=keep_clean)
 
 
 def make_validate_fn(

@@ -121,6 +121,9 @@ class AVDataset(torch.utils.data.Dataset):
         langs: ``{split}.lang`` file; ``"auto"`` uses the one beside the manifest if present.
         eval_noise: ``(category, snr_db, seed)``: at evaluation, mix every clip with its
             deterministic noise (:meth:`NoiseBank.for_clip`) from ``cfg.noise_dir``.
+        keep_clean_audio: in training, keep the audio of every row that gets noise as it
+            was before (``AVSample.clean_audio``), for a model whose
+            ``modality_dropout.clean_audio_alone`` reads it; off: no copy is made.
     """
 
     def __init__(
@@ -132,9 +135,11 @@ class AVDataset(torch.utils.data.Dataset):
         labels: str | Path | Sequence[str | Path] | None = None,
         langs: str | Path | None = "auto",
         eval_noise: tuple[str, float, int] | None = None,
+        keep_clean_audio: bool = False,
     ) -> None:
         self.cfg = cfg = cfg or DataConfig()
         self.train = train
+        self.keep_clean_audio = keep_clean_audio
         manifest = Path(manifest)
         try:
             self.manifest = read_manifest(manifest)
@@ -245,7 +250,7 @@ class AVDataset(torch.utils.data.Dataset):
         clean = None
         if m.audio is not None and self.noise_bank is not None:
             noisy = self._add_noise(m.audio, row.id, epoch, rng)
-            if self.train and noisy is not m.audio:
+            if self.train and self.keep_clean_audio and noisy is not m.audio:
                 clean = np.ascontiguousarray(m.audio, dtype=np.float32)
             m.audio = noisy
         return AVSample(

@@ -226,3 +226,26 @@ def test_freeze_audio_cnn_only_where_there_is_one() -> None:
     cfg = resolve_config(_args(modality="av", overrides=["model.freeze_audio_cnn=false"]))
     _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
     assert cfg.train.frozen == []
+
+
+def test_training_data_keeps_clean_audio_only_when_read(data: Path) -> None:
+    from avsr.data.targets import SplitFiles
+    from tasks.finetune_run import _train_loader
+    from tasks.pretrain_config import PretrainConfig
+    from tasks.pretrain_run import _dataset
+
+    files = SplitFiles(data / "train.tsv", data / "train.wrd")
+
+    def keeps(modality: str, *sets: str) -> bool:
+        cfg = resolve_config(_args(modality=modality, overrides=[*TINY, *sets]))
+        return bool(_train_loader(cfg, files, DistInfo()).dataset.keep_clean_audio)
+
+    flag = "model.modality_dropout.clean_audio_alone=true"
+    assert not keeps("av") and keeps("av", flag)
+    assert not keeps("av", flag, "model.modality_dropout.p=0")  # nothing dropped: never read
+    assert not keeps("a", flag)  # audio-only training drops nothing
+    # pretraining: only with the flag (the split's synthetic units are beside it)
+    cfg = PretrainConfig()
+    assert not _dataset(cfg, data, data, "train", train=True, required=True).keep_clean_audio  # type: ignore[union-attr]
+    cfg.model.modality_dropout.clean_audio_alone = True
+    assert _dataset(cfg, data, data, "train", train=True, required=True).keep_clean_audio  # type: ignore[union-attr]

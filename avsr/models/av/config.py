@@ -105,6 +105,12 @@ class ModalityDropoutSection:
     pipeline keeps the clean audio of every row it adds noise to): the audio path alone
     learns from clean speech, and noise is met only with the lips beside it."""
 
+    @property
+    def reads_clean_audio(self) -> bool:
+        """Whether training needs each noised row's clean audio (``clean_audio_alone``
+        with some rows dropped); the data pipeline keeps a copy only then."""
+        return self.clean_audio_alone and self.p > 0
+
 
 @dataclass(kw_only=True)
 class HeadSection:

@@ -172,8 +172,8 @@ def test_flip_and_noise_augmentation(data: Path) -> None:
 
 def test_training_noise_keeps_the_clean_audio(data: Path) -> None:
     noisy_cfg = DataConfig(max_crop_seconds=None, noise_dir=str(data.parent / "noise"), noise_prob=1.0)
-    ds = AVDataset(data, noisy_cfg, train=True)
-    ref = AVDataset(data, dataclasses.replace(noisy_cfg, noise_dir=None), train=True)
+    ds = AVDataset(data, noisy_cfg, train=True, keep_clean_audio=True)
+    ref = AVDataset(data, dataclasses.replace(noisy_cfg, noise_dir=None), train=True, keep_clean_audio=True)
     s0, s1, r0, r1 = ds[0], ds[1], ref[0], ref[1]
     assert s0.clean_audio is not None and s0.audio is not None and r0.audio is not None
     np.testing.assert_array_equal(s0.clean_audio, r0.audio)
@@ -187,8 +187,13 @@ def test_training_noise_keeps_the_clean_audio(data: Path) -> None:
     assert mixed.clean_audio is not None and torch.equal(mixed.clean_audio[0], mixed.audio[0])  # type: ignore[index]
     assert r0.clean_audio is None and collate([r0, r1]).clean_audio is None
     # evaluation noise is the input itself, not augmentation: nothing kept
-    ev = AVDataset(data, noisy_cfg, train=False, eval_noise=("babble", 0.0, 1))
+    ev = AVDataset(data, noisy_cfg, train=False, eval_noise=("babble", 0.0, 1), keep_clean_audio=True)
     assert ev[0].clean_audio is None
+    # not asked for (no model reads it): the same noisy rows, no copy kept
+    plain = AVDataset(data, noisy_cfg, train=True)
+    p0 = plain[0]
+    assert p0.clean_audio is None and collate([p0, plain[1]]).clean_audio is None
+    np.testing.assert_array_equal(p0.audio, s0.audio)  # type: ignore[arg-type]
 
 
 def test_modalities_and_errors(data: Path, tmp_path: Path) -> None:
