@@ -33,7 +33,8 @@ class AVSample:
     text: str | None = None
     lang: str | None = None
     clean_audio: np.ndarray | None = None
-    """Training rows with added noise: ``audio`` before the noise (same shape), else None."""
+    """Training rows with added noise of a dataset asked to keep it (``keep_clean_audio``):
+    ``audio`` before the noise (same shape), else None."""
 
 
 @dataclass(kw_only=True)
@@ -47,7 +48,7 @@ class AVBatch:
     - ``audio``/``video`` are None when that modality is not loaded (the lengths are
       still given, so a model can feed zeros of the right length).
     - ``clean_audio`` (B, S) like ``audio``, before the training noise (rows without noise:
-      their ``audio``); None when no row has noise added.
+      their ``audio``); None when no row carries a clean copy.
     """
 
     ids: list[str]

@@ -16,6 +16,7 @@ from avsr import metrics
 from avsr.cli import main
 from avsr.data import AVDataset, make_batch_sampler, make_dataloader, make_synthetic_av_data
 from avsr.data.batch import AVBatch
+from avsr.data.targets import SplitFiles
 from avsr.errors import UserError
 from avsr.models.av.config import FusionSection
 from avsr.models.av.io import save_av_model
@@ -23,7 +24,9 @@ from avsr.models.finetuned import load_finetuned
 from avsr.text import train_tokenizer
 from avsr.train import DistInfo
 from tasks.finetune_config import dropout_summary, resolve_config, valid_modalities
-from tasks.finetune_run import build_model, make_validate_fn
+from tasks.finetune_run import _train_loader, build_model, make_validate_fn
+from tasks.pretrain_config import PretrainConfig
+from tasks.pretrain_run import _dataset
 from tests.helpers import REPO
 from tests.helpers.tiny_models import confident_ctc, tiny_av_encoder
 
@@ -229,11 +232,6 @@ def test_freeze_audio_cnn_only_where_there_is_one() -> None:
 
 
 def test_training_data_keeps_clean_audio_only_when_read(data: Path) -> None:
-    from avsr.data.targets import SplitFiles
-    from tasks.finetune_run import _train_loader
-    from tasks.pretrain_config import PretrainConfig
-    from tasks.pretrain_run import _dataset
-
     files = SplitFiles(data / "train.tsv", data / "train.wrd")
 
     def keeps(modality: str, *sets: str) -> bool:

@@ -102,7 +102,7 @@ class ModalityDropoutSection:
     """Share of the drops that drop the audio (the rest drop the video)."""
     clean_audio_alone: bool = False
     """A row that keeps only its audio gets it without the training noise (the data
-    pipeline keeps the clean audio of every row it adds noise to): the audio path alone
+    pipeline then keeps the clean audio of every row it adds noise to): the audio path alone
     learns from clean speech, and noise is met only with the lips beside it."""
 
     @property
