@@ -85,8 +85,9 @@ def audio_only_updates(cfg: DemoConfig) -> int:
 
 
 def _budget(cfg: DemoConfig, updates: int) -> list[str]:
-    """``--set`` pairs every training stage gets: updates, seed, batch size."""
-    return set_args([f"train.max_updates={updates}", f"train.seed={cfg.seed}", f"data.max_frames_per_batch={cfg.max_frames_per_batch}"])
+    """``--set`` pairs every training stage gets: updates, seed, batch size, data loading."""
+    return set_args([f"train.max_updates={updates}", f"train.seed={cfg.seed}", f"data.max_frames_per_batch={cfg.max_frames_per_batch}",
+                     f"train.num_workers={cfg.num_workers}", f"data.cache_mb={cfg.cache_mb:g}"])
 
 
 def corpus_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
@@ -169,7 +170,7 @@ def avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:
     from the pretrained encoder on a corpus this small)."""
     avst = cfg.finetune.avst
     return [avsr_command("finetune", "--task", "avst", "--head", "s2s", "--modality", "av", "--data", p.data, "--pair", avst.pair, "--init", p.start(avst.init),
-                         "--out", p.finetuned("avst"), "--config", CONFIGS / "finetune_tiny_s2s.yaml", *_budget(cfg, avst.updates), "--set", "train.num_workers=0",
+                         "--out", p.finetuned("avst"), "--config", CONFIGS / "finetune_tiny_s2s.yaml", *_budget(cfg, avst.updates),
                          *_recipe_sets(cfg), *set_args(avst.overrides))]
 
 

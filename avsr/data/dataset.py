@@ -24,6 +24,7 @@ import torch
 
 from avsr.audio import VIDEO_FPS, read_audio
 from avsr.data.batch import AVSample
+from avsr.data.cache import ClipCache
 from avsr.data.config import DataConfig
 from avsr.data.labels import fit_units, is_unit_file, read_text_labels, read_units
 from avsr.data.media import (
@@ -107,6 +108,8 @@ def _check_config(cfg: DataConfig) -> None:
         lo, hi = cfg.speed_perturb
         if not 0.0 < lo <= hi:
             raise UserError(f"data config: speed_perturb {list(cfg.speed_perturb)} must be [min, max] with 0 < min <= max")
+    if cfg.cache_mb < 0:
+        raise UserError(f"data config: cache_mb must be >= 0 (0: no cache), got {cfg.cache_mb}")
 
 
 class AVDataset(torch.utils.data.Dataset):
@@ -167,6 +170,7 @@ class AVDataset(torch.utils.data.Dataset):
             self.crop_frames = max(1, int(cfg.max_crop_seconds * VIDEO_FPS))
         self.noise_bank = self._noise_bank(eval_noise)
         self.eval_noise = eval_noise
+        self.cache = ClipCache(cfg.cache_mb) if cfg.cache_mb > 0 else None
 
     def _kept_rows(self, manifest: Path) -> list[int]:
         """Indices of the rows within the length limits (``max_keep_seconds`` in training only)."""
@@ -266,10 +270,24 @@ class AVDataset(torch.utils.data.Dataset):
             clean_audio=clean,
         )
 
-    def _load(self, index: int, row: ManifestRow) -> _Media:
-        """Decode the loaded modalities; units fitted to the audio's CNN frame count."""
+    def _decode(self, index: int, row: ManifestRow) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The loaded modalities as decoded (video resized to ``image_size``), from the cache
+        when it holds them. Resizing is per frame, so it commutes with the later frame picks
+        (speed perturbation, cropping)."""
+        cached = self.cache.get(index) if self.cache is not None else None
+        if cached is not None:
+            return cached
         audio = read_audio(self.manifest.resolve(row.audio)) if self.load_audio else None
         video = read_video_gray(self.manifest.resolve(row.video)) if self.load_video else None
+        if video is not None and self.cfg.image_size is not None:
+            video = _resize(video, self.cfg.image_size)
+        if self.cache is not None:
+            self.cache.put(index, audio, video)
+        return audio, video
+
+    def _load(self, index: int, row: ManifestRow) -> _Media:
+        """Decode the loaded modalities; units fitted to the audio's CNN frame count."""
+        audio, video = self._decode(index, row)
         n_audio = audio.shape[0] if audio is not None else row.n_audio_samples
         n_video = video.shape[0] if video is not None else row.n_video_frames
         units = None
@@ -332,8 +350,6 @@ class AVDataset(torch.utils.data.Dataset):
         self, video: np.ndarray, rng: np.random.Generator, clip_id: str
     ) -> np.ndarray:
         cfg = self.cfg
-        if cfg.image_size is not None:
-            video = _resize(video, cfg.image_size)
         h, w = video.shape[1:]
         c = cfg.crop_size
         if h < c or w < c:

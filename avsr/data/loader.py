@@ -41,14 +41,18 @@ def make_dataloader(
     prefetch_factor: int = 4,
     persistent_workers: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """DataLoader yielding :class:`AVBatch` (``loader.batch_sampler`` is the sampler)."""
+    """DataLoader yielding :class:`AVBatch` (``loader.batch_sampler`` is the sampler).
+
+    Workers are kept alive across epochs when ``persistent_workers`` is set or the dataset
+    caches decoded clips (``data.cache_mb``), so that the cache outlives an epoch; every
+    item's augmentation is seeded by (seed, epoch, index), so this changes no batch."""
     if sampler is None:
         sampler = make_batch_sampler(dataset, rank=rank, world_size=world_size)
     kwargs = {}
     if num_workers > 0:
         kwargs = {
             "prefetch_factor": prefetch_factor,
-            "persistent_workers": persistent_workers,
+            "persistent_workers": persistent_workers or dataset.cache is not None,
             "worker_init_fn": _worker_init,
         }
     return torch.utils.data.DataLoader(

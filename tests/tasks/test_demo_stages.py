@@ -94,3 +94,13 @@ def test_encoder_skips_stage0(tmp_path: Path) -> None:
     assert stages["stage0"].skip_reason and "xlsr2_300m.pt" in stages["stage0"].skip_reason
     pre = " ".join(stages["pretrain"].commands()[0])
     assert "--init /models/xlsr2_300m.pt" in pre and "optim.lr" not in " ".join(stages["finetune_a"].commands()[0])
+
+
+def test_every_training_stage_gets_the_demo_s_data_loading(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo_quick.yaml", ["num_workers=1", "cache_mb=256"])
+    stages = {s.name: s for s in build_stages(cfg, tmp_path, "/models/enc")}
+    for name in ("pretrain", "finetune_a", "finetune_av", "finetune_avst"):
+        cmd = " ".join(map(str, stages[name].commands()[0]))
+        assert "--set train.num_workers=1" in cmd and "--set data.cache_mb=256" in cmd, name
+    full = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
+    assert (full.num_workers, full.cache_mb) == (0, 1024)
