@@ -214,16 +214,17 @@ def build_stages(cfg: DemoConfig, out: Path, encoder: str | None) -> list[Stage]
               skip_reason=f"starting from the encoder {encoder}" if encoder else None),
         Stage(name="units", title="layer-N encoder features and faiss k-means units", commands=step(units_commands)),
         Stage(name="pretrain", title="continued AV pretraining on the units", commands=step(pretrain_commands)),
-        # each fine-tuning and evaluation starts once the model it needs is there, side by side with the others
+        # each fine-tuning and evaluation starts once the model it needs is there, side by side with the others;
+        # the evaluations in the background (one thread, niced): each training keeps every core to its end
         Stage(name="finetune_a", title="fine-tune AVSR on audio only (CTC)", commands=step(finetune_commands, "a"), group="finetune"),
         Stage(name="finetune_av", title=f"fine-tune AVSR audio-visual (CTC) from {av_from.what}",
               commands=step(finetune_commands, "av"), group="finetune", after=av_from.after),
         Stage(name="finetune_avst", title=f"fine-tune AVST {ft.avst.pair} (seq2seq) from {avst_from.what}", commands=step(avst_commands),
               group="finetune", after=avst_from.after),
         Stage(name="evaluate_a", title="evaluate the A model: clean and noisy grid, A / AV input", commands=step(eval_commands, "a"),
-              group="finetune", after="finetune_a"),
+              group="finetune", after="finetune_a", background=True),
         Stage(name="evaluate_av", title="evaluate the AV model: clean and noisy grid, A / V / AV input", commands=step(eval_commands, "av"),
-              group="finetune", after="finetune_av"),
+              group="finetune", after="finetune_av", background=True),
         Stage(name="evaluate_avst", title="evaluate AVST, clean and babble 0 dB, A / AV", commands=step(eval_avst_commands),
-              group="finetune", after="finetune_avst"),
+              group="finetune", after="finetune_avst", background=True),
     ]

@@ -14,16 +14,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avsr.cpu_threads import THREADS_FILE_ENV
 from avsr.errors import UserError
-from avsr.io import atomic_write_json, atomic_write_text
+from avsr.io import atomic_write_json
 from avsr.logging_utils import get_logger
 from tasks.stage_progress import ProgressPrinter
 
@@ -38,12 +36,13 @@ class Stage:
     """One step: a name, a title for the progress line, and its ``avsr`` commands.
 
     Consecutive stages with the same ``group`` run at the same time, each with an equal
-    share of the CPU threads (``OMP_NUM_THREADS``) of the stages running when it starts: two
-    1-thread trainings of small models on 2 cores get more done than one 2-thread training
-    after the other. When a stage finishes, the ones still running get its threads
-    (trainings and evaluations follow ``AVSR_THREADS_FILE``, see ``avsr.cpu_threads``).
-    A stage of a group with ``after`` set starts once that stage has finished, so one
-    model can be evaluated while another is still training.
+    share of the CPU threads (``OMP_NUM_THREADS``) of the (not ``background``) stages
+    running when it starts: two 1-thread trainings of small models on 2 cores get more done
+    than one 2-thread training after the other. A stage keeps its thread count to the end:
+    a model's numbers depend on the thread count its float sums were split over, so a
+    training that changed it mid-run at a time set by the other stages would not give the
+    same model twice. A stage of a group with ``after`` set starts once that stage has
+    finished, so one model can be evaluated while another is still training.
     """
 
     name: str
@@ -58,9 +57,10 @@ class Stage:
     """Paths the stage writes (informational)."""
     group: str | None = None
     """Consecutive stages of one group run side by side."""
-    nice: int = 0
-    """Scheduling niceness of the stage's processes (POSIX): in a group, a stage that is not
-    on the critical path yields the CPU to the ones that are."""
+    background: bool = False
+    """A side job of its group (an evaluation beside a training): one thread, at niceness
+    :data:`BACKGROUND_NICE`, so it takes the CPU time the others leave; it does not count
+    when the others' threads are shared."""
     after: str | None = None
     """In a group: the stage (same group, listed earlier) whose outputs this one needs; it
     starts when that one has finished (finished in an earlier run: at once). None: at the
@@ -83,6 +83,10 @@ def _batches(stages: Sequence[Stage]) -> list[list[tuple[int, Stage]]]:
     return out
 
 
+BACKGROUND_NICE = 10
+"""Scheduling niceness (POSIX) of a ``background`` stage's processes."""
+
+
 def _niced(cmd: list[str], nice: int) -> list[str]:
     """``cmd`` run through coreutils ``nice`` (no preexec_fn: stages run from threads)."""
     exe = shutil.which("nice") if nice else None
@@ -100,38 +104,13 @@ def _threads_each(n: int) -> int:
     return max(1, (os.cpu_count() or 1) // n)
 
 
-class _ThreadShares:
-    """The thread budget file of each stage running side by side (``avsr.cpu_threads``):
-    a training that started with one core of two takes both once the other stage is done."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.written: dict[str, int] = {}
-
-    def path(self, name: str) -> Path:
-        return self.root / f"{name}.threads"
-
-    def share(self, running: Sequence[tuple[str, Stage]]) -> list[tuple[str, int]]:
-        """Give each running stage ``cpus // len(running)`` threads; return (head, threads)
-        of those whose budget changed after they started."""
-        n = _threads_each(len(running))
-        changed = []
-        for head, stage in running:
-            before = self.written.get(stage.name)
-            if before != n:
-                atomic_write_text(self.path(stage.name), f"{n}\n")
-                self.written[stage.name] = n
-                changed += [(head, n)] if before is not None else []
-        return changed
-
-
 def _run_one(
-    stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter, threads_file: Path | None = None,
+    stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter,
 ) -> tuple[float, list[list[str]]]:
     """Run a stage's commands in order, output to its log; raise UserError on failure."""
     ok = False
     try:
-        result = _run_commands(stage, log_dir, threads, progress, threads_file)
+        result = _run_commands(stage, log_dir, threads, progress)
         ok = True
         return result
     finally:
@@ -139,7 +118,7 @@ def _run_one(
 
 
 def _run_commands(
-    stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter, threads_file: Path | None,
+    stage: Stage, log_dir: Path, threads: int | None, progress: ProgressPrinter,
 ) -> tuple[float, list[list[str]]]:
     t0 = time.perf_counter()
     cmds = [list(c) for c in stage.commands()]
@@ -147,14 +126,12 @@ def _run_commands(
     env = dict(os.environ, AVSR_NO_PROGRESS=os.environ.get("AVSR_NO_PROGRESS", "1"))
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    if threads_file is not None:
-        env[THREADS_FILE_ENV] = str(threads_file)
     with open(log_path, "w", encoding="utf-8") as logf:
         progress.started(stage.name, log_path, len(cmds))
         for cmd in cmds:
             logf.write("$ " + shlex.join(cmd) + "\n")
             logf.flush()
-            res = subprocess.run(_niced(cmd, stage.nice), stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
+            res = subprocess.run(_niced(cmd, BACKGROUND_NICE if stage.background else 0), stdout=logf, stderr=subprocess.STDOUT, env=env, check=False)
             if res.returncode != 0:
                 tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-25:]
                 raise UserError(
@@ -182,6 +159,7 @@ def _drop_followers(pending: list[tuple[str, Stage]], failed: set[str], progress
 def _start_message(head: str, stage: Stage, threads: int | None, side_by_side: bool, follows: bool) -> str:
     how = [f"after {stage.after}"] if follows else []
     how += [f"side by side, {threads} thread(s)"] if threads is not None and side_by_side else []
+    how += ["in the background"] if stage.background and side_by_side else []
     return f"{head} ..." + (f" ({', '.join(how)})" if how else "")
 
 
@@ -189,7 +167,8 @@ def _run_batch(
     todo: list[tuple[str, Stage]], log_dir: Path, progress_every: float,
 ) -> tuple[list[tuple[str, Stage, float, list[list[str]]]], list[BaseException], float]:
     """Run stages side by side, each as soon as the stage it comes ``after`` has finished, with
-    ``cpus // running`` threads when it starts (a batch of one: the environment's threads).
+    ``cpus // running`` threads (running: the stages not in the background, once it has
+    started; a background stage: 1; a batch of one: the environment's threads), kept to its end.
     A failed stage's followers do not run. Return the finished stages (head, stage, seconds,
     commands), the errors, and the wall seconds."""
     order = [s.name for _, s in todo]
@@ -205,25 +184,20 @@ def _run_batch(
     running: dict[Future[tuple[float, list[list[str]]]], tuple[str, Stage]] = {}
     after = {s.name: s.after for _, s in todo if s.after in names}
     t0 = time.perf_counter()
-    with (  # the budget folder goes last, after the pool has waited for every stage
-        tempfile.TemporaryDirectory(prefix="avsr-threads-") as tmp,
+    with (
         ProgressPrinter([s.name for _, s in todo], progress_every, after=after) as progress,
         ThreadPoolExecutor(max_workers=len(todo)) as pool,
     ):
-        shares = _ThreadShares(Path(tmp)) if len(todo) > 1 else None
+        side_by_side = len(todo) > 1
         while pending or running:
             _drop_followers(pending, failed, progress)
             ready = _ready(pending, names, done)
-            n = len(running) + len(ready)  # stages running once these have started
-            threads = _threads_each(n) if shares is not None else None
+            n = sum(not s.background for _, s in [*running.values(), *ready])  # once these have started
             for h, s in ready:
                 pending.remove((h, s))
-                print(_start_message(h, s, threads, n > 1, s.name in after), flush=True)
-                tfile = shares.path(s.name) if shares is not None else None
-                running[pool.submit(_run_one, s, log_dir, threads, progress, tfile)] = (h, s)
-            if shares is not None:
-                for h, k in shares.share(list(running.values())):
-                    print(f"{h}: {k} thread(s) from now on", flush=True)
+                threads = (1 if s.background else _threads_each(n)) if side_by_side else None
+                print(_start_message(h, s, threads, side_by_side, s.name in after), flush=True)
+                running[pool.submit(_run_one, s, log_dir, threads, progress)] = (h, s)
             if not running:
                 break
             complete, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -22,7 +22,6 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from avsr.cpu_threads import ThreadBudget
 from avsr.data import AVBatch, AVDataset, AVSample, LengthBatchSampler, collate
 from avsr.errors import UserError
 from avsr.evaluation.results import CLEAN, condition_key
@@ -153,12 +152,10 @@ def decode_grid(
     batches = eval_batches(
         dataset, max_frames_per_batch=job.max_frames_per_batch, max_batch_size=job.max_batch_size
     )
-    threads = ThreadBudget()
     for chunk in _chunks(batches, job.chunk_clips):
         samples = load_samples(dataset, [i for b in chunk for i in b], job.num_workers)
         for cond, mod in pending:
             for b in chunk:
-                threads.poll()
                 hyps = _decode_batch(decoder, [samples[i] for i in b], bank, cond, mod, job, device)
                 for i, h in zip(b, hyps):
                     out[(cond.key, mod)][i] = h

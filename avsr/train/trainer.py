@@ -21,7 +21,6 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from avsr.checkpoint import load_model_dir, save_model_dir
 from avsr.config import to_dict
-from avsr.cpu_threads import ThreadBudget
 from avsr.errors import UserError
 from avsr.io import atomic_write_json
 from avsr.logging_utils import get_logger
@@ -202,7 +201,6 @@ class Trainer:
         )
         self.resumed_from = self._resume()
         self._apply_freeze(self._freeze_wanted(self.update), force=True)
-        self.threads = ThreadBudget()
 
     def _sync_or_shard(self) -> None:
         """SyncBatchNorm (``train.sync_batchnorm``, several processes) and FSDP2 sharding:
@@ -526,7 +524,6 @@ class Trainer:
         self.model.train()
         progress.t_log = time.perf_counter()
         while self.update < self.cfg.max_updates:
-            self.threads.poll()
             self._apply_freeze(self._freeze_wanted(self.update))
             hook = getattr(self.model, "set_num_updates", None)
             if callable(hook):
