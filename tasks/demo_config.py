@@ -147,8 +147,8 @@ class DemoConfig:
     """Video frames per batch (25 per second of audio) in every training stage."""
     num_workers: int = 0
     """Data-loader worker processes of every training stage. 0: the training process reads
-    the clips itself; on 2 cores a worker only takes CPU time from the model (measured:
-    an AV update 15% faster with 0 than with 1)."""
+    the clips itself; on 2 cores a worker only takes CPU time from the model
+    (``benchmarks/train_loading.py``)."""
     cache_mb: float = 1024
     """Decoded clips kept in memory by every training stage (``data.cache_mb``; 0: none):
     later epochs skip the video decoding (the whole demo corpus takes about 450 MiB)."""
