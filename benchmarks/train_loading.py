@@ -1,6 +1,7 @@
 """How a training stage reads its clips, measured on a short AV fine-tuning, in one run.
 
-Three settings of the same run (``avsr finetune --modality av``, the demo's AV recipe):
+Three settings of the same run: the demo's AV fine-tuning (its command as ``avsr demo``
+builds it from ``configs/demo.yaml``, from the demo folder's audio-only model), cut short:
 
 1. ``train.num_workers=1``, no cache (the demo before 2026-12-06);
 2. ``train.num_workers=0``: the training process reads the clips itself;
@@ -12,8 +13,7 @@ the same training losses; the script checks that and prints each run's time from
 first to its last logged update (startup and the final validation left out) and the
 ratios to setting 1. Run it on an idle machine:
 
-    .venv/bin/python benchmarks/train_loading.py --data demo_out/data \\
-        --init demo_out/finetune_a/model --noise-dir demo_out/corpus/noise [--updates 400]
+    .venv/bin/python benchmarks/train_loading.py --demo-out demo_out [--updates 400]
 """
 
 from __future__ import annotations
@@ -25,6 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from avsr.config import load_config
+from tasks.demo_config import DemoConfig
+from tasks.demo_stages import DemoPaths, finetune_commands, set_args
+
 REPO = Path(__file__).resolve().parent.parent
 
 SETTINGS = {
@@ -34,18 +38,14 @@ SETTINGS = {
 }
 
 
-def _command(args: argparse.Namespace, out: Path, sets: list[str]) -> list[str]:
-    recipe = [
-        f"train.max_updates={args.updates}", "train.valid_every=100000", "train.log_every=20", "valid.max_clips=8",
-        "data.max_frames_per_batch=300", f"data.noise_dir={args.noise_dir}", "data.noise_prob=0.4",
-        "data.noise_snr_range=[-5.0, 5.0]", "data.noise_start_epoch=1", "tokenizer.vocab_size=60",
-        "model.modality_dropout.p=0.7", "model.modality_dropout.audio_share=0.4",
-        "model.modality_dropout.clean_audio_alone=true", *sets,
-    ]
-    cmd = [sys.executable, "-m", "avsr.cli", "finetune", "--task", "avsr", "--head", "ctc", "--modality", "av",
-           "--data", str(args.data), "--init", str(args.init), "--out", str(out),
-           "--config", str(REPO / "configs" / "finetune_tiny.yaml")]
-    return cmd + [x for s in recipe for x in ("--set", s)]
+def _command(demo_out: Path, updates: int, out: Path, sets: list[str]) -> list[str]:
+    """The demo's AV fine-tuning command, writing to ``out``, cut to ``updates`` without
+    validation on the way, with ``sets`` last (the last ``--set`` of a key wins)."""
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
+    cmd = [str(c) for c in finetune_commands(cfg, DemoPaths(out=demo_out, encoder=None), "av")[0]]
+    cmd[cmd.index("--out") + 1] = str(out)
+    extra = [f"train.max_updates={updates}", "train.valid_every=100000", "valid.max_clips=8", *sets]
+    return cmd + set_args(extra)
 
 
 def _train_log(out: Path) -> tuple[float, list[float]]:
@@ -59,9 +59,7 @@ def _train_log(out: Path) -> tuple[float, list[float]]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, required=True, help="a preprocessed DATA folder (demo_out/data)")
-    ap.add_argument("--init", type=Path, required=True, help="the model the AV run starts from (demo_out/finetune_a/model)")
-    ap.add_argument("--noise-dir", type=Path, required=True, help="the noise folder (demo_out/corpus/noise)")
+    ap.add_argument("--demo-out", type=Path, required=True, help="a demo folder with its audio-only model (demo_out)")
     ap.add_argument("--updates", type=int, default=400, help="updates per run (default 400: three epochs of the demo corpus)")
     args = ap.parse_args()
     times: dict[str, float] = {}
@@ -70,7 +68,7 @@ def main() -> int:
         for i, (name, sets) in enumerate(SETTINGS.items()):
             out = Path(tmp) / f"run{i}"
             print(f"{name}: {args.updates} updates ...", flush=True)
-            subprocess.run(_command(args, out, sets), check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            subprocess.run(_command(args.demo_out.resolve(), args.updates, out, sets), check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             times[name], losses[name] = _train_log(out)
     first = next(iter(SETTINGS))
     same = all(v == losses[first] for v in losses.values())

@@ -151,7 +151,7 @@ class DemoConfig:
     (``benchmarks/train_loading.py``)."""
     cache_mb: float = 1024
     """Decoded clips kept in memory by every training stage (``data.cache_mb``; 0: none):
-    later epochs skip the video decoding (the whole demo corpus takes about 450 MiB)."""
+    later epochs skip the video decoding (the demo's training split takes about 170 MiB)."""
     corpus: DemoCorpusSection = field(default_factory=DemoCorpusSection)
     """The embedded corpus and its preprocessing."""
     stage0: DemoStage0Section = field(default_factory=DemoStage0Section)

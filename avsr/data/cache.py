@@ -1,7 +1,7 @@
 """An in-memory cache of decoded clips, bounded in bytes (least recently used out first).
 
 Decoding the lip video is the largest data cost of an AV training step on a small CPU
-(``benchmarks/step_speedups.py``); on a corpus that fits in memory every epoch after the
+(``docs/results/2026-12-06-data-loading-threads.md``); on a corpus that fits in memory every epoch after the
 first can skip it. The cache lives in the process that reads the dataset: the main
 process with ``train.num_workers: 0``, else each (persistent) loader worker.
 """
