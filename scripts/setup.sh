@@ -67,9 +67,32 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 
+# A first install peaks at about 13 GB (the CUDA build of torch 2.9.1 and its nvidia
+# libraries: 9 GB in .venv, plus the downloads in the temporary folder while pip
+# installs). Refuse early, naming the folders, rather than fail minutes in with ENOSPC.
+NEED_MB_FIRST=13500
+free_mb() { df -P -m "$1" | awk 'NR == 2 {print $4}'; }
+check_disk_space() {
+  if .venv/bin/python -c 'import torch' 2>/dev/null; then return 0; fi
+  local tmp="${TMPDIR:-/tmp}" venv_free tmp_free
+  venv_free=$(free_mb .venv)
+  tmp_free=$(free_mb "$tmp")
+  if [ "$(df -P "$tmp" | awk 'NR == 2 {print $1}')" = "$(df -P .venv | awk 'NR == 2 {print $1}')" ]; then
+    if [ "$venv_free" -lt "$NEED_MB_FIRST" ]; then
+      echo "setup: only ${venv_free} MB free for .venv and $tmp (same disk); the first install needs about ${NEED_MB_FIRST} MB" >&2
+      echo "setup: free some space, or point TMPDIR at another disk" >&2
+      exit 1
+    fi
+  elif [ "$venv_free" -lt 10000 ] || [ "$tmp_free" -lt 5000 ]; then
+    echo "setup: ${venv_free} MB free for .venv (needs about 10000) and ${tmp_free} MB in $tmp (needs about 5000)" >&2
+    exit 1
+  fi
+}
+
 stamp=.venv/.xlavsr-install-stamp
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  check_disk_space
   echo "setup: installing xlavsr and its pinned dependencies into .venv (first time: several minutes)"
   .venv/bin/python -m pip install -q --upgrade pip 2>/dev/null || true
   .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
