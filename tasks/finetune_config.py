@@ -89,6 +89,18 @@ def as_dropout_section(value: ModalityDropoutSection | float | None) -> Modality
 
 
 @dataclass(kw_only=True)
+class DistillSection:
+    """Distillation from a fixed CTC teacher fed each row's clean audio (:mod:`avsr.models.distill`)."""
+
+    teacher: str | None = None
+    """A fine-tuned CTC model directory with this run's tokenizer, or ``init``: the ``--init``
+    model itself (continued fine-tuning that keeps what the model did on clean audio, e.g.
+    audio-visual fine-tuning from the audio-only model). None: no distillation."""
+    weight: float = 1.0
+    """Weight of the mean per-frame KL(teacher || model) beside the mean per-token CTC loss."""
+
+
+@dataclass(kw_only=True)
 class ValidSection:
     """Validation by decoding (selects the best checkpoint)."""
 
@@ -153,6 +165,8 @@ class FinetuneConfig:
     """Optimiser and learning-rate schedule."""
     valid: ValidSection = field(default_factory=ValidSection)
     """Validation by decoding."""
+    distill: DistillSection = field(default_factory=DistillSection)
+    """Distillation from a fixed CTC teacher (off by default)."""
 
 
 DROPOUT_KEY = "model.modality_dropout"
@@ -260,6 +274,10 @@ def resolve_config(args: argparse.Namespace) -> FinetuneConfig:
     if cfg.train.best_metric is None:
         cfg.train.best_metric = "wer" if cfg.task == "avsr" else "bleu"
         cfg.train.best_mode = "min" if cfg.task == "avsr" else "max"
+    if cfg.distill.teacher is not None and cfg.head != "ctc":
+        raise UserError("distill.teacher: distillation from a CTC teacher needs --head ctc")
+    if cfg.distill.weight < 0.0:
+        raise UserError(f"distill.weight must be >= 0, got {cfg.distill.weight}")
     _resolve_dropout(cfg)
     # decode only the media the input mode uses
     cfg.data.modalities = cfg.modality

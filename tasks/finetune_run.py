@@ -21,6 +21,7 @@ from avsr.io import ManifestError, atomic_write_json, atomic_write_text, read_la
 from avsr.logging_utils import get_logger
 from avsr.models.av.config import AVModelConfig
 from avsr.models.av.io import is_av_dir, load_av_encoder, with_encoder_overrides
+from avsr.models.distill import CTCTeacher
 from avsr.models.finetuned import (
     FinetunedConfig,
     FinetunedModel,
@@ -340,11 +341,25 @@ def _log_sizes(cfg: FinetuneConfig, model: Any, tokenizer: Tokenizer) -> None:
     )
 
 
+def attach_teacher(cfg: FinetuneConfig, model: Any, init: Path, device: torch.device) -> None:
+    """``distill.teacher``: load the teacher (``init``: the ``--init`` model) onto ``device``
+    and hand it to ``model``; a clear error when it is not a CTC model with this run's tokenizer."""
+    name = cfg.distill.teacher
+    if name is None:
+        return
+    path = init if name == "init" else Path(name)
+    if not is_finetuned_dir(path):
+        raise UserError(f"distill.teacher {name}: {path} is not a fine-tuned model directory")
+    teacher = CTCTeacher(load_finetuned(path), where=str(path)).to(device)
+    model.set_teacher(teacher, cfg.distill.weight)
+    log.info("distillation from %s on clean audio (weight %g)", path, cfg.distill.weight)
+
+
 def _train_loader(cfg: FinetuneConfig, files: SplitFiles, dist: DistInfo) -> Any:
     """Length-bucketed batches of the training split, sharded over ranks."""
     train_ds = AVDataset(
         files.manifest, cfg.data, train=True, labels=files.labels,
-        keep_clean_audio=cfg.model.dropout.reads_clean_audio,
+        keep_clean_audio=cfg.model.dropout.reads_clean_audio or cfg.distill.teacher is not None,
     )
     sampler = make_batch_sampler(train_ds, rank=dist.rank, world_size=dist.world_size)
     return make_dataloader(
@@ -387,6 +402,7 @@ def _train(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path, dist: Dist
     seed_everything(cfg.train.seed)  # the fresh head (and lip encoder) are the same on every run / rank
     model = build_model(cfg, init, tokenizer)
     _freeze_audio_cnn(cfg, model)
+    attach_teacher(cfg, model, init, dist.device)
     record_model_settings(cfg, model, init, log_it=main)
     write_run_config(cfg, out, main)
     if main:

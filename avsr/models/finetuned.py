@@ -29,6 +29,7 @@ from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, sav
 from avsr.config import from_dict, to_dict
 from avsr.errors import UserError
 from avsr.models.av.io import encoder_sections, load_strict, rebuild_av_encoder
+from avsr.models.distill import CTCTeacher, ctc_distill_loss
 from avsr.models.heads.beam import JointCTC, beam_search
 from avsr.models.heads.ctc import CTCHead, CTCHeadConfig, ctc_greedy_decode
 from avsr.models.heads.decoder import DecoderConfig, TransformerDecoder
@@ -128,6 +129,19 @@ class FinetunedModel(nn.Module):
         if config.head == "s2s" and config.ctc_weight > 0.0:
             self.config.ctc.blank_id = tokenizer.pad_id
             self.ctc_aux = CTCHead(dim, vocab, config.ctc)
+        # training only, and kept out of the module tree (neither trained nor saved)
+        self.__dict__["_teacher"] = None
+        self.distill_weight = 0.0
+
+    def set_teacher(self, teacher: CTCTeacher | None, weight: float = 1.0) -> None:
+        """Distil from ``teacher`` (clean audio) while training, at ``weight`` (see
+        :mod:`avsr.models.distill`); None: CTC alone."""
+        if teacher is not None:
+            if self.config.head != "ctc":
+                raise UserError("distillation from a CTC teacher needs a CTC head")
+            teacher.check_tokenizer(self.tokenizer)
+        self.__dict__["_teacher"] = teacher
+        self.distill_weight = float(weight)
 
     # -- pieces -------------------------------------------------------------
     def encode(self, batch: Any, *, modality: str | None = None, apply_mask: bool = False) -> EncodedBatch:
@@ -176,6 +190,12 @@ class FinetunedModel(nn.Module):
             logits = self.head(enc.feats)
             loss = self.head.loss(logits, enc.lens, targets)
             ntokens = sum(len(t) for t in targets)
+            teacher: CTCTeacher | None = self.__dict__["_teacher"]
+            if teacher is not None and self.training:
+                kl, frames = ctc_distill_loss(logits, enc.lens, *teacher.log_probs(batch))
+                logs["loss_ctc:num"], logs["loss_ctc:den"] = float(loss.detach()), float(ntokens)
+                logs["kl:num"], logs["kl:den"] = float(kl.detach()), float(frames)
+                loss = loss + self.distill_weight * kl * (ntokens / max(frames, 1))
         else:
             prev, tgt = self._teacher_forcing(targets, enc.feats.device)
             logits = self.head(prev, enc.feats, enc.padding_mask)

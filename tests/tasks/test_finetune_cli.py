@@ -110,6 +110,28 @@ def test_init_from_a_finetuned_model_takes_its_encoder(setup: tuple[Path, Path],
     assert b.encoder.xlsr.config.dropout == 0.1  # overrides reach the loaded encoder
 
 
+def test_av_run_distilled_from_its_audio_only_init(
+    setup: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``distill.teacher=init``: the AV CTC run from an audio-only CTC model logs the KL to it
+    on noisy training rows; the exported model has no teacher weights; a seq2seq run refuses."""
+    data, init = setup
+    noise = tmp_path / "noisy"
+    make_synthetic_av_data(noise, n_clips=1, split="train", min_frames=8, max_frames=8, noise=True, seed=3)
+    first = tmp_path / "a"
+    assert _finetune(data, init, first, "train.max_updates=2", "train.freeze_updates=0", head="ctc", modality="a") == 0
+    second = tmp_path / "av"
+    assert _finetune(data, first / "model", second, "train.max_updates=2", "train.freeze_updates=0",
+                     "distill.teacher=init", "distill.weight=0.5", "data.noise_prob=1.0",
+                     f"data.noise_dir={noise / 'noise'}", head="ctc") == 0
+    train = [json.loads(x) for x in (second / "metrics.jsonl").read_text().splitlines() if '"train"' in x]
+    assert train and all(r["kl"] >= 0.0 and "loss_ctc" in r for r in train)
+    a, av = load_finetuned(first / "model"), load_finetuned(second / "model")
+    assert set(av.state_dict()) == set(a.state_dict())
+    assert _finetune(data, first / "model", tmp_path / "s2s", "distill.teacher=init") == 2
+    assert "distillation from a CTC teacher needs --head ctc" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_killed_and_resumed_run_continues_the_same_loss_curve(setup: tuple[Path, Path], tmp_path: Path) -> None:
     """SIGKILL a run after its checkpoint at update 2 (while it computes update 3), rerun the
