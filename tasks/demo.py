@@ -43,7 +43,7 @@ from tasks.demo_checks import (
     minutes,
 )
 from tasks.demo_config import DemoConfig
-from tasks.demo_stages import CONFIGS, STARTS, audio_only_updates, build_stages
+from tasks.demo_stages import CONFIGS, STARTS, audio_only_updates, av_run_overrides, build_stages
 from tasks.stages import run_stages
 
 
@@ -88,12 +88,21 @@ def stage_times(timings: dict[str, float], wall: float) -> str:
     return "## Stage times (s)\n\n" + "\n".join(lines)
 
 
+def distilled(overrides: list[str]) -> str:
+    """", distilled from X on clean audio" when the run's overrides set ``distill.teacher``."""
+    teacher = next((o.split("=", 1)[1] for o in overrides if o.startswith("distill.teacher=")), None)
+    if teacher in (None, "null", "None"):
+        return ""
+    return f", distilled from {'it' if teacher == 'init' else teacher} on clean audio"
+
+
 def models_section(cfg: DemoConfig) -> str:
     """The "Models" section: what each evaluated model was fine-tuned from, on what, how long."""
     ft = cfg.finetune
     lines = [
         f"- A-only model: CTC on audio alone (video zeroed), from {STARTS['pretrained'].what}, {audio_only_updates(cfg)} updates",
-        f"- AV model: CTC on audio + video with modality dropout, from {STARTS[ft.av.init].what}, {ft.av.updates} updates",
+        f"- AV model: CTC on audio + video with modality dropout, from {STARTS[ft.av.init].what}{distilled(av_run_overrides(cfg))}, "
+        f"{ft.av.updates} updates",
         f"- AVST model: seq2seq {ft.avst.pair} on audio + video, from {STARTS[ft.avst.init].what}, {ft.avst.updates} updates",
     ]
     return "## Models\n\n" + "\n".join(lines)

@@ -152,7 +152,18 @@ def _ctc_sets(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> li
     if ft.speed_perturb is not None:
         slo, shi = ft.speed_perturb
         extra = set_args([f"data.speed_perturb=[{slo}, {shi}]"])
-    return set_args(sets) + _recipe_sets(cfg) + extra + set_args(ft.overrides) + set_args(run.overrides)
+    own = run.overrides if modality == "a" else av_run_overrides(cfg)
+    return set_args(sets) + _recipe_sets(cfg) + extra + set_args(ft.overrides) + set_args(own)
+
+
+def av_run_overrides(cfg: DemoConfig) -> list[str]:
+    """``finetune.av.overrides`` as run: ``distill.*`` (distillation from the ``--init``
+    model) only when the AV run starts from the audio-only model; from the pretrained model
+    (``finetune.av.init: pretrained``) there is no fine-tuned teacher to distil from."""
+    run = cfg.finetune.av.overrides
+    if cfg.finetune.av.init == "a":
+        return list(run)
+    return [o for o in run if not o.startswith("distill.")]
 
 
 def finetune_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -> list[list[str]]:

@@ -128,7 +128,9 @@ def test_models_section_says_what_each_model_started_from() -> None:
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.a.updates=7", "finetune.av.updates=5"])
     text = models_section(cfg)
     assert "A-only model: CTC on audio alone (video zeroed), from the AV pretrained model, 7 updates" in text
-    assert "AV model: CTC on audio + video with modality dropout, from the audio-only model, 5 updates" in text
+    assert ("AV model: CTC on audio + video with modality dropout, from the audio-only model, "
+            "distilled from it on clean audio, 5 updates") in text
     assert "AVST model: seq2seq es-en on audio + video, from the AV model" in text
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
-    assert "AV model: CTC on audio + video with modality dropout, from the AV pretrained model" in models_section(cfg)
+    # from the pretrained model there is no fine-tuned teacher: no distillation, and none said
+    assert "from the AV pretrained model, 2000 updates" in models_section(cfg)

@@ -104,3 +104,14 @@ def test_every_training_stage_gets_the_demo_s_data_loading(tmp_path: Path) -> No
         assert "--set train.num_workers=1" in cmd and "--set data.cache_mb=256" in cmd, name
     full = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
     assert (full.num_workers, full.cache_mb) == (0, 1024)
+
+
+def test_the_av_run_distils_from_the_audio_only_model_it_starts_from(tmp_path: Path) -> None:
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml")
+    av = " ".join({s.name: s for s in build_stages(cfg, tmp_path, None)}["finetune_av"].commands()[0])
+    assert f"--init {tmp_path / 'finetune_a' / 'model'}" in av and "distill.teacher=init" in av
+    assert "distill.weight=" in av
+    # from the pretrained model there is no fine-tuned teacher: the distill sets are left out
+    cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
+    av = " ".join({s.name: s for s in build_stages(cfg, tmp_path, None)}["finetune_av"].commands()[0])
+    assert "distill." not in av and "clean_audio_alone=true" in av
