@@ -98,6 +98,10 @@ class DistillSection:
     audio-visual fine-tuning from the audio-only model). None: no distillation."""
     weight: float = 1.0
     """Weight of the mean per-frame KL(teacher || model) beside the mean per-token CTC loss."""
+    rows: Literal["all", "clean_audio"] = "all"
+    """Rows distilled: ``all``, or ``clean_audio``: only rows whose input includes the clean
+    audio (no training noise, audio not dropped); noisy and video-only rows learn from
+    their labels alone."""
 
 
 @dataclass(kw_only=True)

@@ -351,8 +351,8 @@ def attach_teacher(cfg: FinetuneConfig, model: Any, init: Path, device: torch.de
     if not is_finetuned_dir(path):
         raise UserError(f"distill.teacher {name}: {path} is not a fine-tuned model directory")
     teacher = CTCTeacher(load_finetuned(path), where=str(path)).to(device)
-    model.set_teacher(teacher, cfg.distill.weight)
-    log.info("distillation from %s on clean audio (weight %g)", path, cfg.distill.weight)
+    model.set_teacher(teacher, cfg.distill.weight, cfg.distill.rows)
+    log.info("distillation from %s on clean audio (weight %g, rows: %s)", path, cfg.distill.weight, cfg.distill.rows)
 
 
 def _train_loader(cfg: FinetuneConfig, files: SplitFiles, dist: DistInfo) -> Any:

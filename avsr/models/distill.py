@@ -17,13 +17,18 @@ frames past a row's length are left out.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avsr.errors import UserError
+
+DistillRows = Literal["all", "clean_audio"]
+"""Which training rows are distilled: every row, or only those that heard the clean audio
+(audio + video or audio alone, without the training noise), so that noisy and video-only
+rows learn from their labels alone."""
 
 
 class CTCTeacher:
@@ -65,12 +70,13 @@ class CTCTeacher:
 
 
 def ctc_distill_loss(
-    student_logits: Tensor, student_lens: Tensor, teacher_log_probs: Tensor, teacher_lens: Tensor
+    student_logits: Tensor, student_lens: Tensor, teacher_log_probs: Tensor, teacher_lens: Tensor,
+    *, rows: Tensor | None = None,
 ) -> tuple[Tensor, int]:
     """(KL(teacher || student) summed over the valid frames, number of those frames).
 
     student_logits (B, T, V), teacher_log_probs (B, T', V); a frame counts when it is
-    inside both rows' lengths."""
+    inside both rows' lengths and its row is selected by ``rows`` (B,) bool (None: all)."""
     if student_logits.shape[0] != teacher_log_probs.shape[0] or student_logits.shape[2] != teacher_log_probs.shape[2]:
         raise UserError(
             f"distill.teacher: teacher output {tuple(teacher_log_probs.shape)} does not match the "
@@ -81,5 +87,7 @@ def ctc_distill_loss(
     teacher = teacher_log_probs[:, :t]
     lens = torch.minimum(student_lens.to(teacher.device), teacher_lens.to(teacher.device)).clamp(max=t)
     valid = torch.arange(t, device=teacher.device)[None, :] < lens[:, None]  # (B, t)
+    if rows is not None:
+        valid = valid & rows.to(teacher.device)[:, None]
     per_frame = (teacher.exp() * (teacher - student)).sum(-1)  # (B, t)
     return (per_frame * valid).sum(), int(valid.sum())

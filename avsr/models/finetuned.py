@@ -29,7 +29,7 @@ from avsr.checkpoint import is_model_dir, load_model_dir, read_model_config, sav
 from avsr.config import from_dict, to_dict
 from avsr.errors import UserError
 from avsr.models.av.io import encoder_sections, load_strict, rebuild_av_encoder
-from avsr.models.distill import CTCTeacher, ctc_distill_loss
+from avsr.models.distill import CTCTeacher, DistillRows, ctc_distill_loss
 from avsr.models.heads.beam import JointCTC, beam_search
 from avsr.models.heads.ctc import CTCHead, CTCHeadConfig, ctc_greedy_decode
 from avsr.models.heads.decoder import DecoderConfig, TransformerDecoder
@@ -84,6 +84,10 @@ class EncodedBatch:
     """(B,) valid frames per row."""
     padding_mask: Tensor
     """(B, T) bool, True at padding."""
+    keep_audio: Tensor | None = None
+    """(B,) bool: rows whose audio the encoder used (None: every row's)."""
+    keep_video: Tensor | None = None
+    """(B,) bool: rows whose video the encoder used (None: unknown)."""
 
 
 class FinetunedModel(nn.Module):
@@ -132,16 +136,18 @@ class FinetunedModel(nn.Module):
         # training only, and kept out of the module tree (neither trained nor saved)
         self.__dict__["_teacher"] = None
         self.distill_weight = 0.0
+        self.distill_rows: DistillRows = "all"
 
-    def set_teacher(self, teacher: CTCTeacher | None, weight: float = 1.0) -> None:
-        """Distil from ``teacher`` (clean audio) while training, at ``weight`` (see
-        :mod:`avsr.models.distill`); None: CTC alone."""
+    def set_teacher(self, teacher: CTCTeacher | None, weight: float = 1.0, rows: DistillRows = "all") -> None:
+        """Distil from ``teacher`` (clean audio) while training, at ``weight``, on ``rows``
+        (see :mod:`avsr.models.distill`); None: CTC alone."""
         if teacher is not None:
             if self.config.head != "ctc":
                 raise UserError("distillation from a CTC teacher needs a CTC head")
             teacher.check_tokenizer(self.tokenizer)
         self.__dict__["_teacher"] = teacher
         self.distill_weight = float(weight)
+        self.distill_rows: DistillRows = rows
 
     # -- pieces -------------------------------------------------------------
     def encode(self, batch: Any, *, modality: str | None = None, apply_mask: bool = False) -> EncodedBatch:
@@ -161,7 +167,8 @@ class FinetunedModel(nn.Module):
         out = self.encoder(
             batch.audio, batch.audio_lens, video, video_lens, modality=modality, apply_mask=apply_mask, **extra
         )
-        return EncodedBatch(out.feats, out.lens, out.padding_mask)
+        return EncodedBatch(out.feats, out.lens, out.padding_mask,
+                            getattr(out, "keep_audio", None), getattr(out, "keep_video", None))
 
     def targets(self, texts: list[str]) -> list[list[int]]:
         mode = self.config.norm_mode
@@ -192,7 +199,8 @@ class FinetunedModel(nn.Module):
             ntokens = sum(len(t) for t in targets)
             teacher: CTCTeacher | None = self.__dict__["_teacher"]
             if teacher is not None and self.training:
-                kl, frames = ctc_distill_loss(logits, enc.lens, *teacher.log_probs(batch))
+                rows = None if self.distill_rows == "all" else self._heard_clean_audio(batch, enc)
+                kl, frames = ctc_distill_loss(logits, enc.lens, *teacher.log_probs(batch), rows=rows)
                 logs["loss_ctc:num"], logs["loss_ctc:den"] = float(loss.detach()), float(ntokens)
                 logs["kl:num"], logs["kl:den"] = float(kl.detach()), float(frames)
                 loss = loss + self.distill_weight * kl * (ntokens / max(frames, 1))
@@ -213,6 +221,21 @@ class FinetunedModel(nn.Module):
         logs["n_tokens"] = float(ntokens)
         sample_size = max(ntokens, 1)
         return loss, sample_size, logs
+
+    def _heard_clean_audio(self, batch: Any, enc: EncodedBatch) -> Tensor:
+        """(B,) bool: rows whose input included the clean audio (no training noise, or
+        audio alone under ``modality_dropout.clean_audio_alone``)."""
+        n = len(batch.ids)
+        device = enc.feats.device
+        keep_a = enc.keep_audio if enc.keep_audio is not None else torch.ones(n, dtype=torch.bool, device=device)
+        if batch.clean_audio is None or batch.audio is None:
+            return keep_a
+        noisy = (batch.audio != batch.clean_audio).flatten(1).any(dim=1).to(device)
+        alone = keep_a & ~enc.keep_video if enc.keep_video is not None else torch.zeros_like(keep_a)
+        dropout = getattr(getattr(self.encoder, "cfg", None), "modality_dropout", None)
+        if not getattr(dropout, "clean_audio_alone", False):
+            alone = torch.zeros_like(alone)
+        return keep_a & (~noisy | alone)
 
     def _teacher_forcing(self, targets: list[list[int]], device: torch.device) -> tuple[Tensor, Tensor]:
         tok = self.tokenizer

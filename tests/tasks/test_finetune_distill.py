@@ -113,3 +113,38 @@ def test_attach_teacher_from_init_and_from_a_path(tmp_path: Path, caplog: pytest
     cfg.distill.teacher = str(tmp_path / "missing")
     with pytest.raises(UserError, match="is not a fine-tuned model directory"):
         attach_teacher(cfg, student, saved, torch.device("cpu"))
+
+
+class _DroppingEncoder(FrameEncoder):
+    """FrameEncoder reporting a fixed modality-dropout draw: row 0 both, row 1 audio alone,
+    row 2 video alone, row 3 both."""
+
+    class cfg:  # noqa: N801
+        class modality_dropout:  # noqa: N801
+            clean_audio_alone = True
+
+    def forward(self, *args, clean_audio=None, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN201
+        out = super().forward(*args, **kwargs)
+        out.keep_audio = torch.tensor([True, True, False, True])
+        out.keep_video = torch.tensor([True, False, True, True])
+        return out
+
+
+def test_clean_audio_rows_are_those_that_heard_it() -> None:
+    """rows=clean_audio: a row counts when its audio was used and was clean (no training
+    noise, or audio alone under clean_audio_alone)."""
+    torch.manual_seed(0)
+    cfg = FinetunedConfig(head="ctc")
+    student = FinetunedModel(_DroppingEncoder(), train_tokenizer(TEXTS, vocab_size=1000), cfg)
+    batch = _batch([30, 30, 30, 30])
+    batch.clean_audio = batch.audio.clone()
+    batch.audio = batch.audio.clone()
+    batch.audio[0] += 1.0  # noisy, both streams: out
+    batch.audio[1] += 1.0  # noisy but audio alone, heard clean: in
+    batch.audio[2] += 1.0  # video alone: out
+    enc = student.encode(batch)  # row 3: clean, both streams: in
+    assert student._heard_clean_audio(batch, enc).tolist() == [False, True, False, True]
+    student.set_teacher(CTCTeacher(_ctc(1), where="t"), 1.0, "clean_audio")
+    student.train()
+    _, _, logs = student.compute_loss(batch)
+    assert logs["kl:den"] == 2 * 30

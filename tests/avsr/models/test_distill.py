@@ -51,3 +51,14 @@ def test_teacher_must_be_a_ctc_model() -> None:
 
     with pytest.raises(UserError, match="a CTC model is needed"):
         CTCTeacher(S2S(), where="m")
+
+
+def test_rows_not_selected_do_not_count() -> None:
+    g = torch.Generator().manual_seed(2)
+    logits = torch.randn(3, 5, 4, generator=g)
+    teacher = F.log_softmax(torch.randn(3, 5, 4, generator=g), dim=-1)
+    lens = torch.tensor([5, 4, 3])
+    kl, frames = ctc_distill_loss(logits, lens, teacher, lens, rows=torch.tensor([True, False, True]))
+    kl0, _ = ctc_distill_loss(logits[[0]], lens[[0]], teacher[[0]], lens[[0]])
+    kl2, _ = ctc_distill_loss(logits[[2]], lens[[2]], teacher[[2]], lens[[2]])
+    assert frames == 8 and float(kl) == pytest.approx(float(kl0) + float(kl2), rel=1e-6)
