@@ -133,4 +133,4 @@ def test_models_section_says_what_each_model_started_from() -> None:
     assert "AVST model: seq2seq es-en on audio + video, from the AV model" in text
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
     # from the pretrained model there is no fine-tuned teacher: no distillation, and none said
-    assert "from the AV pretrained model, 3000 updates" in models_section(cfg)
+    assert "from the AV pretrained model, 2000 updates" in models_section(cfg)
