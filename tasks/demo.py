@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from avsr.config import parse_override
 from avsr.evaluation.results import EvalResults, markdown_table
 from avsr.io import atomic_write_json, atomic_write_text
 from tasks.demo_checks import (
@@ -89,9 +90,14 @@ def stage_times(timings: dict[str, float], wall: float) -> str:
 
 
 def distilled(overrides: list[str]) -> str:
-    """", distilled from X on clean audio" when the run's overrides set ``distill.teacher``."""
-    teacher = next((o.split("=", 1)[1] for o in overrides if o.startswith("distill.teacher=")), None)
-    if teacher in (None, "null", "None"):
+    """", distilled from X on clean audio" when the run's overrides set ``distill.teacher``
+    (the last such override wins, as on the command line)."""
+    teacher = None
+    for text in overrides:
+        path, value = parse_override(text)
+        if path == ["distill", "teacher"]:
+            teacher = value
+    if teacher is None:
         return ""
     return f", distilled from {'it' if teacher == 'init' else teacher} on clean audio"
 

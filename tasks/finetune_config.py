@@ -12,6 +12,7 @@ from avsr.config import ConfigError, parse_override, read_config_file
 from avsr.data.config import DataConfig
 from avsr.errors import UserError
 from avsr.models.av.config import AVModelConfig, MaskingSection, ModalityDropoutSection
+from avsr.models.distill import DistillRows
 from avsr.models.heads.ctc import CTCHeadConfig
 from avsr.models.heads.decoder import DecoderConfig
 from avsr.train.config import OptimConfig, TrainConfig
@@ -98,7 +99,7 @@ class DistillSection:
     audio-visual fine-tuning from the audio-only model). None: no distillation."""
     weight: float = 1.0
     """Weight of the mean per-frame KL(teacher || model) beside the mean per-token CTC loss."""
-    rows: Literal["all", "clean_audio"] = "all"
+    rows: DistillRows = "all"
     """Rows distilled: ``all``, or ``clean_audio``: only rows whose input includes the clean
     audio (no training noise, audio not dropped); noisy and video-only rows learn from
     their labels alone."""

@@ -147,7 +147,7 @@ class FinetunedModel(nn.Module):
             teacher.check_tokenizer(self.tokenizer)
         self.__dict__["_teacher"] = teacher
         self.distill_weight = float(weight)
-        self.distill_rows: DistillRows = rows
+        self.distill_rows = rows
 
     # -- pieces -------------------------------------------------------------
     def encode(self, batch: Any, *, modality: str | None = None, apply_mask: bool = False) -> EncodedBatch:

@@ -134,3 +134,12 @@ def test_models_section_says_what_each_model_started_from() -> None:
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
     # from the pretrained model there is no fine-tuned teacher: no distillation, and none said
     assert "from the AV pretrained model, 2000 updates" in models_section(cfg)
+
+
+def test_distilled_reads_the_last_teacher_override() -> None:
+    from tasks.demo import distilled
+
+    assert distilled(["data.noise_prob=0.4", "distill.teacher=init"]) == ", distilled from it on clean audio"
+    assert distilled(["distill.teacher=init", "distill.teacher=null"]) == ""
+    assert distilled(["distill.teacher=/m/a", "distill.weight=0.5"]) == ", distilled from /m/a on clean audio"
+    assert distilled([]) == ""
