@@ -103,6 +103,9 @@ class DistillSection:
     """Rows distilled: ``all``, or ``clean_audio``: only rows whose input includes the clean
     audio (no training noise, audio not dropped); noisy and video-only rows learn from
     their labels alone."""
+    audio_alone_scale: float = 1.0
+    """The KL of rows that modality dropout left with audio alone counts this many times
+    (``weight`` x this): more holds the model's audio path where the teacher is strongest."""
 
 
 @dataclass(kw_only=True)
@@ -283,6 +286,8 @@ def resolve_config(args: argparse.Namespace) -> FinetuneConfig:
         raise UserError("distill.teacher: distillation from a CTC teacher needs --head ctc")
     if cfg.distill.weight < 0.0:
         raise UserError(f"distill.weight must be >= 0, got {cfg.distill.weight}")
+    if cfg.distill.audio_alone_scale < 0.0:
+        raise UserError(f"distill.audio_alone_scale must be >= 0, got {cfg.distill.audio_alone_scale}")
     _resolve_dropout(cfg)
     # decode only the media the input mode uses
     cfg.data.modalities = cfg.modality

@@ -351,8 +351,12 @@ def attach_teacher(cfg: FinetuneConfig, model: Any, init: Path, device: torch.de
     if not is_finetuned_dir(path):
         raise UserError(f"distill.teacher {name}: {path} is not a fine-tuned model directory")
     teacher = CTCTeacher(load_finetuned(path), where=str(path)).to(device)
-    model.set_teacher(teacher, cfg.distill.weight, cfg.distill.rows)
-    log.info("distillation from %s on clean audio (weight %g, rows: %s)", path, cfg.distill.weight, cfg.distill.rows)
+    d = cfg.distill
+    model.set_teacher(teacher, d.weight, d.rows, audio_alone_scale=d.audio_alone_scale)
+    log.info(
+        "distillation from %s on clean audio (weight %g, rows: %s, audio-alone rows x%g)",
+        path, d.weight, d.rows, d.audio_alone_scale,
+    )
 
 
 def _train_loader(cfg: FinetuneConfig, files: SplitFiles, dist: DistInfo) -> Any:

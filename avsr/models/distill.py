@@ -71,12 +71,13 @@ class CTCTeacher:
 
 def ctc_distill_loss(
     student_logits: Tensor, student_lens: Tensor, teacher_log_probs: Tensor, teacher_lens: Tensor,
-    *, rows: Tensor | None = None,
+    *, rows: Tensor | None = None, row_scale: Tensor | None = None,
 ) -> tuple[Tensor, int]:
     """(KL(teacher || student) summed over the valid frames, number of those frames).
 
     student_logits (B, T, V), teacher_log_probs (B, T', V); a frame counts when it is
-    inside both rows' lengths and its row is selected by ``rows`` (B,) bool (None: all)."""
+    inside both rows' lengths and its row is selected by ``rows`` (B,) bool (None: all).
+    ``row_scale`` (B,) float multiplies each row's frames in the sum (None: 1)."""
     if student_logits.shape[0] != teacher_log_probs.shape[0] or student_logits.shape[2] != teacher_log_probs.shape[2]:
         raise UserError(
             f"distill.teacher: teacher output {tuple(teacher_log_probs.shape)} does not match the "
@@ -90,4 +91,5 @@ def ctc_distill_loss(
     if rows is not None:
         valid = valid & rows.to(teacher.device)[:, None]
     per_frame = (teacher.exp() * (teacher - student)).sum(-1)  # (B, t)
-    return (per_frame * valid).sum(), int(valid.sum())
+    weights = valid if row_scale is None else valid * row_scale.to(teacher.device, teacher.dtype)[:, None]
+    return (per_frame * weights).sum(), int(valid.sum())

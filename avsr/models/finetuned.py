@@ -137,9 +137,14 @@ class FinetunedModel(nn.Module):
         self.__dict__["_teacher"] = None
         self.distill_weight = 0.0
         self.distill_rows: DistillRows = "all"
+        self.distill_audio_alone_scale = 1.0
 
-    def set_teacher(self, teacher: CTCTeacher | None, weight: float = 1.0, rows: DistillRows = "all") -> None:
-        """Distil from ``teacher`` (clean audio) while training, at ``weight``, on ``rows``
+    def set_teacher(
+        self, teacher: CTCTeacher | None, weight: float = 1.0, rows: DistillRows = "all",
+        *, audio_alone_scale: float = 1.0,
+    ) -> None:
+        """Distil from ``teacher`` (clean audio) while training, at ``weight``, on ``rows``,
+        the rows left with audio alone by modality dropout ``audio_alone_scale`` times as much
         (see :mod:`avsr.models.distill`); None: CTC alone."""
         if teacher is not None:
             if self.config.head != "ctc":
@@ -148,6 +153,7 @@ class FinetunedModel(nn.Module):
         self.__dict__["_teacher"] = teacher
         self.distill_weight = float(weight)
         self.distill_rows = rows
+        self.distill_audio_alone_scale = float(audio_alone_scale)
 
     # -- pieces -------------------------------------------------------------
     def encode(self, batch: Any, *, modality: str | None = None, apply_mask: bool = False) -> EncodedBatch:
@@ -200,7 +206,9 @@ class FinetunedModel(nn.Module):
             teacher: CTCTeacher | None = self.__dict__["_teacher"]
             if teacher is not None and self.training:
                 rows = None if self.distill_rows == "all" else self._heard_clean_audio(batch, enc)
-                kl, frames = ctc_distill_loss(logits, enc.lens, *teacher.log_probs(batch), rows=rows)
+                kl, frames = ctc_distill_loss(
+                    logits, enc.lens, *teacher.log_probs(batch), rows=rows, row_scale=self._distill_row_scale(enc)
+                )
                 logs["loss_ctc:num"], logs["loss_ctc:den"] = float(loss.detach()), float(ntokens)
                 logs["kl:num"], logs["kl:den"] = float(kl.detach()), float(frames)
                 loss = loss + self.distill_weight * kl * (ntokens / max(frames, 1))
@@ -221,6 +229,14 @@ class FinetunedModel(nn.Module):
         logs["n_tokens"] = float(ntokens)
         sample_size = max(ntokens, 1)
         return loss, sample_size, logs
+
+    def _distill_row_scale(self, enc: EncodedBatch) -> Tensor | None:
+        """(B,) the KL's scale per row: ``distill_audio_alone_scale`` where modality dropout
+        left the audio alone, 1 elsewhere; None when the scale is 1."""
+        if self.distill_audio_alone_scale == 1.0 or enc.keep_video is None:
+            return None
+        alone = ~enc.keep_video if enc.keep_audio is None else enc.keep_audio & ~enc.keep_video
+        return torch.where(alone, self.distill_audio_alone_scale, 1.0)
 
     def _heard_clean_audio(self, batch: Any, enc: EncodedBatch) -> Tensor:
         """(B,) bool: rows whose input included the clean audio (no training noise, or

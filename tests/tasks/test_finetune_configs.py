@@ -62,3 +62,11 @@ def test_ctc_weight_is_for_seq2seq_heads() -> None:
         resolve_config(_args(head="ctc", overrides=["model.ctc_weight=0.3"]))
     with pytest.raises(UserError, match=r"\[0, 1\)"):
         resolve_config(_args(head="s2s", overrides=["model.ctc_weight=1.5"]))
+
+
+def test_distill_weights_must_not_be_negative() -> None:
+    cfg = resolve_config(_args(head="ctc", overrides=["distill.teacher=init", "distill.audio_alone_scale=4"]))
+    assert cfg.distill.audio_alone_scale == 4.0
+    for key in ("distill.weight", "distill.audio_alone_scale"):
+        with pytest.raises(UserError, match=f"{key} must be >= 0"):
+            resolve_config(_args(head="ctc", overrides=["distill.teacher=init", f"{key}=-1"]))

@@ -62,3 +62,17 @@ def test_rows_not_selected_do_not_count() -> None:
     kl0, _ = ctc_distill_loss(logits[[0]], lens[[0]], teacher[[0]], lens[[0]])
     kl2, _ = ctc_distill_loss(logits[[2]], lens[[2]], teacher[[2]], lens[[2]])
     assert frames == 8 and float(kl) == pytest.approx(float(kl0) + float(kl2), rel=1e-6)
+
+
+def test_row_scale_multiplies_each_rows_frames() -> None:
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(3, 5, 4, generator=g)
+    teacher = F.log_softmax(torch.randn(3, 5, 4, generator=g), dim=-1)
+    lens = torch.tensor([5, 4, 3])
+    per_row = [float(ctc_distill_loss(logits[[b]], lens[[b]], teacher[[b]], lens[[b]])[0]) for b in range(3)]
+    kl, frames = ctc_distill_loss(logits, lens, teacher, lens, row_scale=torch.tensor([1.0, 4.0, 0.5]))
+    assert frames == 12
+    assert float(kl) == pytest.approx(per_row[0] + 4.0 * per_row[1] + 0.5 * per_row[2], rel=1e-6)
+    plain, _ = ctc_distill_loss(logits, lens, teacher, lens)
+    ones, _ = ctc_distill_loss(logits, lens, teacher, lens, row_scale=torch.ones(3))
+    assert float(ones) == pytest.approx(float(plain), rel=1e-6)
