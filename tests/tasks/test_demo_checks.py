@@ -133,7 +133,7 @@ def test_models_section_says_what_each_model_started_from() -> None:
     assert "AVST model: seq2seq es-en on audio + video, from the AV model" in text
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
     # from the pretrained model there is no fine-tuned teacher: no distillation, and none said
-    assert "from the AV pretrained model, 2000 updates" in models_section(cfg)
+    assert f"from the AV pretrained model, {cfg.finetune.av.updates} updates" in models_section(cfg)
 
 
 def test_distilled_reads_the_last_teacher_override() -> None:
