@@ -105,7 +105,8 @@ class DistillSection:
     their labels alone."""
     audio_alone_scale: float = 1.0
     """The KL of rows that modality dropout left with audio alone counts this many times
-    (``weight`` x this): more holds the model's audio path where the teacher is strongest."""
+    (``weight`` x this; the logged ``kl`` includes it): more holds the model's audio path
+    where the teacher hears the same input."""
 
 
 @dataclass(kw_only=True)

@@ -233,9 +233,9 @@ class FinetunedModel(nn.Module):
     def _distill_row_scale(self, enc: EncodedBatch) -> Tensor | None:
         """(B,) the KL's scale per row: ``distill_audio_alone_scale`` where modality dropout
         left the audio alone, 1 elsewhere; None when the scale is 1."""
-        if self.distill_audio_alone_scale == 1.0 or enc.keep_video is None:
+        alone = _audio_alone(enc)
+        if self.distill_audio_alone_scale == 1.0 or alone is None:
             return None
-        alone = ~enc.keep_video if enc.keep_audio is None else enc.keep_audio & ~enc.keep_video
         return torch.where(alone, self.distill_audio_alone_scale, 1.0)
 
     def _heard_clean_audio(self, batch: Any, enc: EncodedBatch) -> Tensor:
@@ -247,11 +247,9 @@ class FinetunedModel(nn.Module):
         if batch.clean_audio is None or batch.audio is None:
             return keep_a
         noisy = (batch.audio != batch.clean_audio).flatten(1).any(dim=1).to(device)
-        alone = keep_a & ~enc.keep_video if enc.keep_video is not None else torch.zeros_like(keep_a)
         dropout = getattr(getattr(self.encoder, "cfg", None), "modality_dropout", None)
-        if not getattr(dropout, "clean_audio_alone", False):
-            alone = torch.zeros_like(alone)
-        return keep_a & (~noisy | alone)
+        alone = _audio_alone(enc) if getattr(dropout, "clean_audio_alone", False) else None
+        return keep_a & (~noisy | alone) if alone is not None else keep_a & ~noisy
 
     def _teacher_forcing(self, targets: list[list[int]], device: torch.device) -> tuple[Tensor, Tensor]:
         tok = self.tokenizer
@@ -391,3 +389,10 @@ def encoder_config_of(encoder: nn.Module) -> dict[str, Any]:
     if getattr(encoder, "cfg", None) is None or getattr(encoder, "xlsr", None) is None:
         return {}
     return {**encoder_sections(encoder), "frame_rate": int(encoder.frame_rate)}  # type: ignore[arg-type]
+
+
+def _audio_alone(enc: EncodedBatch) -> Tensor | None:
+    """(B,) bool: rows that modality dropout left with audio alone; None without a dropout draw."""
+    if enc.keep_video is None:
+        return None
+    return ~enc.keep_video if enc.keep_audio is None else enc.keep_audio & ~enc.keep_video

@@ -152,17 +152,18 @@ def test_clean_audio_rows_are_those_that_heard_it() -> None:
 
 def test_audio_alone_rows_are_scaled() -> None:
     """audio_alone_scale: the row that modality dropout left with audio alone counts that many
-    times in the KL; the others once; a scale of 1 gives the unscaled loss."""
+    times in the KL (scale 0 leaves it out); the others once; a scale of 1 gives the unscaled loss."""
     batch = _batch([30, 30, 30, 30])
     batch.clean_audio = batch.audio.clone()
     losses = {}
-    for scale in (1.0, 3.0):
+    for scale in (0.0, 1.0, 3.0):
         torch.manual_seed(0)
         student = FinetunedModel(_DroppingEncoder(), train_tokenizer(TEXTS, vocab_size=1000), FinetunedConfig(head="ctc"))
         student.set_teacher(CTCTeacher(_ctc(1), where="t"), 1.0, audio_alone_scale=scale)
         student.train()
         enc = student.encode(batch)
         scales = student._distill_row_scale(enc)
-        assert (scales is None) if scale == 1.0 else scales.tolist() == [1.0, 3.0, 1.0, 1.0]
+        assert (scales is None) if scale == 1.0 else scales.tolist() == [1.0, scale, 1.0, 1.0]
         losses[scale] = student.compute_loss(batch)[2]["kl:num"]
-    assert losses[3.0] > losses[1.0]
+    alone_row = losses[1.0] - losses[0.0]
+    assert alone_row > 0 and losses[3.0] == pytest.approx(losses[1.0] + 2.0 * alone_row, rel=1e-5)
