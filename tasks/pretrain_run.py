@@ -72,7 +72,9 @@ def _dataset(
             missing = manifest if not manifest.is_file() else units
             raise UserError(f"{missing}: not found (the {split} split is needed)")
         return None
-    keep_clean = train and cfg.model.modality_dropout.reads_clean_audio
+    keep_clean = train and (
+        cfg.model.modality_dropout.reads_clean_audio or cfg.model.loss.lip_regression_weight > 0
+    )
     return AVDataset(manifest, cfg.data, train=train, labels=units, langs=None, keep_clean_audio=keep_clean)
 
 

@@ -131,6 +131,13 @@ class LossSection:
     """Weight of the cross-entropy on masked frames."""
     unmasked_weight: float = 0.0
     """Weight of the cross-entropy on unmasked frames."""
+    lip_regression_weight: float = 0.0
+    """Weight of a loss that pulls the projected lip features of each frame towards the
+    projected features of the clean audio of that frame (stop-gradient on the audio):
+    squared error relative to the audio features' mean square, summed over the frames
+    with video. With ``add`` fusion, lips that look like their audio make audio + video
+    look like audio alone, which lets a model fine-tuned on audio alone read them
+    (zero-shot AV). 0: off."""
 
 
 @dataclass(kw_only=True)

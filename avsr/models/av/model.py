@@ -65,6 +65,11 @@ class AVEncoderOutput:
     """(B,) bool: rows whose audio stream was used (not dropped / not mode ``v``)."""
     keep_video: Tensor | None = None
     """(B,) bool: rows whose video stream was used (all False without a lip encoder)."""
+    lips: Tensor | None = None
+    """(B, T, D) projected lip features at the encoder rate, before masking and modality
+    dropout (zero past each row's video; None without a lip encoder or video)."""
+    lip_lens: Tensor | None = None
+    """(B,) frames of ``lips`` that carry video."""
 
 
 @dataclass
@@ -210,11 +215,17 @@ class AVEncoder(nn.Module):
         audio = self._clean_alone(audio, clean_audio, plan)
         a = self._audio_stream(audio, audio_lens, video, plan)
         v, video_lens = self._video_stream(video, video_lens, a, plan)
+        lips = lip_lens = None
+        if v is not None and video is not None and video_lens is not None:
+            lips = align_video(v, plan.t, self.video_repeat)
+            lip_lens = (video_lens.to(plan.device) * self.video_repeat).clamp(max=plan.t)
         mask = None
         if apply_mask:
             a, v, mask = self._mask_streams(a, v, video_lens, plan)
         a, v = self._drop_streams(a, v, plan)
-        return self._fuse_and_encode(a, v, mask, plan)
+        out = self._fuse_and_encode(a, v, mask, plan)
+        out.lips, out.lip_lens = lips, lip_lens
+        return out
 
     def _plan(
         self,
@@ -454,7 +465,35 @@ class AVPretrainModel(nn.Module):
             rngs=rngs,
             clean_audio=batch.clean_audio,
         )
-        return self.loss(out, batch.units)
+        step = self.loss(out, batch.units)
+        if self.cfg.loss.lip_regression_weight > 0 and out.lips is not None and batch.audio is not None:
+            clean = batch.clean_audio if batch.clean_audio is not None else batch.audio
+            self._add_lip_regression(step, out, clean, batch.audio_lens)
+        return step
+
+    def _add_lip_regression(
+        self, step: StepOutput, out: AVEncoderOutput, clean: Tensor, audio_lens: Tensor
+    ) -> None:
+        """Adds ``loss.lip_regression_weight`` x sum over frames with video of
+        |lips - audio|^2 / mean |audio|^2 (audio: the clean audio's projected features,
+        no gradient) to ``step.loss``; logs it as ``lipreg``."""
+        assert out.lips is not None and out.lip_lens is not None
+        with torch.no_grad():
+            target = self.encoder._audio_features(clean, audio_lens)
+            if target.shape[1] != out.lips.shape[1]:
+                target = align_video(target, out.lips.shape[1], 1)
+        frames = torch.arange(out.lips.shape[1], device=out.lips.device)[None]
+        sel = (frames < out.lip_lens[:, None]) & ~out.padding_mask
+        n = int(sel.sum())
+        step.logs["lipreg:den"] = float(n)
+        if n == 0:
+            step.logs["lipreg:num"] = 0.0
+            return
+        tgt = target[sel].float()
+        err = (out.lips[sel].float() - tgt).pow(2).sum(-1) / tgt.pow(2).sum(-1).mean().clamp_min(1e-8)
+        total = err.sum()
+        step.logs["lipreg:num"] = float(total.detach())
+        step.loss = step.loss + self.cfg.loss.lip_regression_weight * total
 
     def loss(self, out: AVEncoderOutput, units: Tensor) -> StepOutput:
         """Summed CE on masked (and, if weighted, unmasked) frames + additive logs."""

@@ -314,3 +314,44 @@ def test_add_fusion_starts_with_the_audio_path_undisturbed() -> None:
     assert torch.allclose(a, av)
     concat = tiny_av_encoder(fusion=FusionSection(kind="concat"))
     assert concat.video_proj is not None and concat.video_proj.weight.any()  # concat: the fusion's video half is zero instead
+
+
+def _lipreg_step(weight: float, clean: torch.Tensor | None = None) -> tuple[AVPretrainModel, object]:
+    torch.manual_seed(0)
+    model = AVPretrainModel(
+        tiny_av_encoder(
+            fusion=FusionSection(kind="add"), loss=LossSection(lip_regression_weight=weight)
+        ),
+        12,
+    ).train()
+    torch.nn.init.normal_(model.encoder.video_proj.weight, std=0.1)  # add fusion starts it at 0
+    batch = _batch()
+    batch.clean_audio = clean
+    model.set_num_updates(3)
+    return model, model(batch)
+
+
+def test_lip_regression_adds_weighted_error_and_trains_only_the_lips() -> None:
+    """loss = CE + weight x lipreg; the audio features are a fixed target (no gradient
+    from the regression); the clean audio, when given, is the target."""
+    base_model, base = _lipreg_step(0.0)
+    model, out = _lipreg_step(2.0)
+    logs = out.logs
+    assert "lipreg:num" not in base.logs
+    # every frame with video is a regression frame (no row's video is longer than its audio here)
+    assert logs["lipreg:den"] == logs["n_masked"] + logs["n_unmasked"]
+    assert out.loss.item() == pytest.approx(base.loss.item() + 2.0 * logs["lipreg:num"], rel=1e-5)
+    assert 0 < logs["lipreg:num"] / logs["lipreg:den"]
+    base.loss.backward()
+    out.loss.backward()
+    grads = dict(model.named_parameters())
+    for name, p in base_model.named_parameters():
+        if name.startswith("encoder.xlsr.frontend") or name.startswith("encoder.xlsr.post_extract"):
+            assert p.grad is None or torch.equal(p.grad, grads[name].grad), name
+    base_grad = dict(base_model.named_parameters())["encoder.visual.frontend3D.0.weight"].grad
+    assert base_grad is not None
+    assert not torch.equal(base_grad, grads["encoder.visual.frontend3D.0.weight"].grad)
+    # the clean audio is the target: other clean audio, same CE, another regression error
+    _, other = _lipreg_step(2.0, clean=torch.randn_like(_batch().audio))
+    assert other.logs["loss_masked:num"] == pytest.approx(logs["loss_masked:num"], rel=1e-6)
+    assert other.logs["lipreg:num"] != pytest.approx(logs["lipreg:num"], rel=1e-3)
