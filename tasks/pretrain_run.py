@@ -48,8 +48,16 @@ def model_meta(model: AVPretrainModel) -> dict[str, Any]:
     }
 
 
+def check_loss_weights(cfg: PretrainConfig) -> None:
+    """UserError naming the key when a ``model.loss`` weight is negative."""
+    for name, value in vars(cfg.model.loss).items():
+        if value < 0:
+            raise UserError(f"model.loss.{name} is {value:g}: a loss weight must be >= 0")
+
+
 def build_model(cfg: PretrainConfig, num_units: int, init: str | None) -> AVPretrainModel:
     """The pretraining model: fresh (``init`` None), around an encoder, or from an AV dir."""
+    check_loss_weights(cfg)
     if init is None:
         model = AVPretrainModel(build_av_encoder(cfg.model), num_units)
     elif Path(init).is_dir() and is_av_dir(init):

@@ -12,7 +12,11 @@ import pytest
 
 from avsr.checkpoint import read_model_config
 from avsr.cli import main as cli_main
+from avsr.config import load_config
+from avsr.errors import UserError
 from avsr.train import latest_checkpoint, read_metrics
+from tasks.pretrain_config import PretrainConfig
+from tasks.pretrain_run import check_loss_weights
 from tests.helpers import REPO
 from tests.helpers.forked import run_ranks
 
@@ -177,3 +181,11 @@ def test_av_model_two_processes_equal_one_and_exact_resume(tmp_path: Path) -> No
     resumed = _losses(kill)
     for u in (3, 4, 5):
         assert resumed[u] == pytest.approx(one[u], abs=1e-6), u
+
+
+def test_negative_loss_weight_is_refused() -> None:
+    cfg = load_config(PretrainConfig, TINY)
+    check_loss_weights(cfg)  # the shipped config is fine
+    cfg = load_config(PretrainConfig, TINY, ["model.loss.lip_regression_weight=-1"])
+    with pytest.raises(UserError, match=r"model\.loss\.lip_regression_weight is -1"):
+        check_loss_weights(cfg)

@@ -66,10 +66,10 @@ class AVEncoderOutput:
     keep_video: Tensor | None = None
     """(B,) bool: rows whose video stream was used (all False without a lip encoder)."""
     lips: Tensor | None = None
-    """(B, T, D) projected lip features at the encoder rate, before masking and modality
-    dropout (zero past each row's video; None without a lip encoder or video)."""
+    """(B, Tv, D) projected lip features at 25 fps, before masking and modality dropout
+    (zero past each row's video; None without a lip encoder or video)."""
     lip_lens: Tensor | None = None
-    """(B,) frames of ``lips`` that carry video."""
+    """(B,) video frames of each row of ``lips``."""
 
 
 @dataclass
@@ -215,16 +215,13 @@ class AVEncoder(nn.Module):
         audio = self._clean_alone(audio, clean_audio, plan)
         a = self._audio_stream(audio, audio_lens, video, plan)
         v, video_lens = self._video_stream(video, video_lens, a, plan)
-        lips = lip_lens = None
-        if v is not None and video is not None and video_lens is not None:
-            lips = align_video(v, plan.t, self.video_repeat)
-            lip_lens = (video_lens.to(plan.device) * self.video_repeat).clamp(max=plan.t)
+        lips = v if video is not None else None  # a reference: read by the lip regression only
         mask = None
         if apply_mask:
             a, v, mask = self._mask_streams(a, v, video_lens, plan)
         a, v = self._drop_streams(a, v, plan)
         out = self._fuse_and_encode(a, v, mask, plan)
-        out.lips, out.lip_lens = lips, lip_lens
+        out.lips, out.lip_lens = lips, video_lens
         return out
 
     def _plan(
@@ -478,19 +475,21 @@ class AVPretrainModel(nn.Module):
         |lips - audio|^2 / mean |audio|^2 (audio: the clean audio's projected features,
         no gradient) to ``step.loss``; logs it as ``lipreg``."""
         assert out.lips is not None and out.lip_lens is not None
+        t, rep = out.feats.shape[1], self.encoder.video_repeat
+        lips = align_video(out.lips, t, rep)
         with torch.no_grad():
             target = self.encoder._audio_features(clean, audio_lens)
-            if target.shape[1] != out.lips.shape[1]:
-                target = align_video(target, out.lips.shape[1], 1)
-        frames = torch.arange(out.lips.shape[1], device=out.lips.device)[None]
-        sel = (frames < out.lip_lens[:, None]) & ~out.padding_mask
+            if target.shape[1] != t:
+                target = align_video(target, t, 1)
+        frames = torch.arange(t, device=lips.device)[None]
+        sel = (frames < out.lip_lens.to(lips.device)[:, None] * rep) & ~out.padding_mask
         n = int(sel.sum())
         step.logs["lipreg:den"] = float(n)
         if n == 0:
             step.logs["lipreg:num"] = 0.0
             return
         tgt = target[sel].float()
-        err = (out.lips[sel].float() - tgt).pow(2).sum(-1) / tgt.pow(2).sum(-1).mean().clamp_min(1e-8)
+        err = (lips[sel].float() - tgt).pow(2).sum(-1) / tgt.pow(2).sum(-1).mean().clamp_min(1e-8)
         total = err.sum()
         step.logs["lipreg:num"] = float(total.detach())
         step.loss = step.loss + self.cfg.loss.lip_regression_weight * total

@@ -21,6 +21,7 @@ from avsr.models.av.io import (
 )
 from avsr.models.av.model import AVPretrainModel, row_rngs
 from avsr.models.encoders import load_encoder, save_encoder
+from avsr.step_output import StepOutput
 from tests.helpers.tiny_models import tiny_av_config, tiny_av_encoder, tiny_xlsr
 
 
@@ -316,7 +317,7 @@ def test_add_fusion_starts_with_the_audio_path_undisturbed() -> None:
     assert concat.video_proj is not None and concat.video_proj.weight.any()  # concat: the fusion's video half is zero instead
 
 
-def _lipreg_step(weight: float, clean: torch.Tensor | None = None) -> tuple[AVPretrainModel, object]:
+def _lipreg_step(weight: float, clean: torch.Tensor | None = None) -> tuple[AVPretrainModel, StepOutput]:
     torch.manual_seed(0)
     model = AVPretrainModel(
         tiny_av_encoder(
