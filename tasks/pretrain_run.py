@@ -51,7 +51,7 @@ def model_meta(model: AVPretrainModel) -> dict[str, Any]:
 def check_loss_weights(cfg: PretrainConfig) -> None:
     """UserError naming the key when a ``model.loss`` weight is negative."""
     for name, value in vars(cfg.model.loss).items():
-        if value < 0:
+        if not isinstance(value, bool) and value < 0:
             raise UserError(f"model.loss.{name} is {value:g}: a loss weight must be >= 0")
 
 
@@ -66,6 +66,8 @@ def build_model(cfg: PretrainConfig, num_units: int, init: str | None) -> AVPret
         model = AVPretrainModel(load_av_encoder(init, cfg.model), num_units)
     if model.encoder.visual is not None:
         model.encoder.visual.freeze_bn = cfg.model.visual.freeze_bn
+    if cfg.model.loss.consistency_weight > 0 and cfg.model.loss.consistency_frozen_teacher:
+        model.freeze_teacher()
     return model
 
 
@@ -80,8 +82,11 @@ def _dataset(
             missing = manifest if not manifest.is_file() else units
             raise UserError(f"{missing}: not found (the {split} split is needed)")
         return None
+    loss = cfg.model.loss
     keep_clean = train and (
-        cfg.model.modality_dropout.reads_clean_audio or cfg.model.loss.lip_regression_weight > 0
+        cfg.model.modality_dropout.reads_clean_audio
+        or loss.lip_regression_weight > 0
+        or loss.consistency_weight > 0
     )
     return AVDataset(manifest, cfg.data, train=train, labels=units, langs=None, keep_clean_audio=keep_clean)
 

@@ -138,6 +138,20 @@ class LossSection:
     with video. With ``add`` fusion, lips that look like their audio make audio + video
     look like audio alone, which lets a model fine-tuned on audio alone read them
     (zero-shot AV). 0: off."""
+    consistency_weight: float = 0.0
+    """Weight of a loss that pulls the encoder output of each unmasked frame (the training
+    input: noisy audio, lips, modality dropout) towards the output of the same encoder on
+    the clean audio alone (evaluation mode, no gradient): squared error relative to the
+    target's mean square, summed over frames. It asks the Transformer to turn audio +
+    video into what it makes of clean audio, so that a model fine-tuned on audio alone
+    reads the same features from audio + video (zero-shot AV). 0: off."""
+    consistency_all_blocks: bool = False
+    """The consistency loss on the output of every Transformer block (mean over blocks
+    and the final output) instead of on the final output only."""
+    consistency_frozen_teacher: bool = False
+    """The consistency target from a frozen copy of the encoder as it was before
+    pretraining (the audio encoder it starts from) instead of from the encoder being
+    trained (which can lower the loss by making all frames alike)."""
 
 
 @dataclass(kw_only=True)

@@ -22,6 +22,7 @@ seeded from torch's global RNG.
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class AVEncoderOutput:
     (zero past each row's video; None without a lip encoder or video)."""
     lip_lens: Tensor | None = None
     """(B,) video frames of each row of ``lips``."""
+    hidden: list[Tensor] | None = None
+    """Each Transformer block's output (B, T, D), when asked for (``return_hidden``)."""
 
 
 @dataclass
@@ -92,6 +95,8 @@ class _ForwardPlan:
     """Per row: the audio stream is used."""
     keep_v: list[bool]
     """Per row: the video stream is used (all False without a lip encoder)."""
+    return_hidden: bool = False
+    """Keep each Transformer block's output (:attr:`AVEncoderOutput.hidden`)."""
 
 
 def _global_rngs(n: int) -> list[np.random.Generator]:
@@ -178,12 +183,13 @@ class AVEncoder(nn.Module):
         feats, _ = self.xlsr.extract_features(audio, audio_lens)
         return self.xlsr.project(feats)
 
-    def _transformer(self, x: Tensor, lens: Tensor) -> Tensor:
-        """Fused (B, T, D) -> positional conv -> Transformer (incl. final LayerNorm)."""
+    def _transformer(self, x: Tensor, lens: Tensor, hidden: list[Tensor] | None = None) -> Tensor:
+        """Fused (B, T, D) -> positional conv -> Transformer (incl. final LayerNorm);
+        each block's output appended to ``hidden`` when given."""
         from fairseq2.nn import BatchLayout
 
         layout = BatchLayout.of(x, seq_lens=[int(n) for n in lens.tolist()])
-        return self.xlsr.encode(x, layout)
+        return self.xlsr.encode(x, layout, hidden=hidden)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -198,6 +204,7 @@ class AVEncoder(nn.Module):
         modality_dropout: bool | None = None,
         rngs: Sequence[np.random.Generator] | None = None,
         clean_audio: Tensor | None = None,
+        return_hidden: bool = False,
     ) -> AVEncoderOutput:
         """audio (B, S) or None (zeros), audio_lens (B,) samples; video (B, 1, Tv, H, W)
         normalised pixels or None, video_lens (B,) frames at 25 fps.
@@ -207,11 +214,13 @@ class AVEncoder(nn.Module):
         ``modality_dropout``: default on in training mode for ``av`` input.
         ``clean_audio`` (B, S): the audio before the training noise; with
         ``modality_dropout.clean_audio_alone`` the rows that the dropout leaves with audio
-        only take it instead of ``audio``.
+        only take it instead of ``audio``. ``return_hidden``: keep each Transformer
+        block's output in ``hidden``.
         """
         if modality_dropout is None:
             modality_dropout = self.training
         plan = self._plan(audio_lens, modality, modality_dropout, apply_mask, rngs)
+        plan.return_hidden = return_hidden
         audio = self._clean_alone(audio, clean_audio, plan)
         a = self._audio_stream(audio, audio_lens, video, plan)
         v, video_lens = self._video_stream(video, video_lens, a, plan)
@@ -378,7 +387,8 @@ class AVEncoder(nn.Module):
         padding_mask = torch.arange(t, device=device)[None] >= lens[:, None]
         if mask is not None:
             mask = mask & ~padding_mask
-        feats = self._transformer(x, plan.lens)
+        hidden: list[Tensor] | None = [] if plan.return_hidden else None
+        feats = self._transformer(x, plan.lens, hidden)
         return AVEncoderOutput(
             feats=feats,
             lens=lens,
@@ -386,7 +396,21 @@ class AVEncoder(nn.Module):
             mask=mask,
             keep_audio=torch.tensor(plan.keep_a, dtype=torch.bool, device=device),
             keep_video=torch.tensor(plan.keep_v, dtype=torch.bool, device=device),
+            hidden=hidden,
         )
+
+
+def _frozen_copy(module: AVEncoder) -> AVEncoder:
+    """A deep copy in evaluation mode without gradients. Tensors computed from parameters
+    and kept as plain attributes (``torch.nn.utils.weight_norm``'s ``weight``, recomputed
+    before every forward) are detached first: deepcopy refuses non-leaf tensors."""
+    for sub in module.modules():
+        for name, value in list(vars(sub).items()):
+            if isinstance(value, Tensor) and not value.is_leaf:
+                setattr(sub, name, value.detach())
+    teacher = copy.deepcopy(module).eval()
+    teacher.requires_grad_(False)
+    return teacher
 
 
 def row_rngs(ids: Sequence[str], seed: int, step: int) -> list[np.random.Generator]:
@@ -415,6 +439,13 @@ class AVPretrainModel(nn.Module):
         self.num_updates = 0
         self._calls = 0
         self._updates_set = False
+        self._teacher: list[AVEncoder] = []  # a frozen copy, outside the module tree
+
+    def freeze_teacher(self) -> None:
+        """Keeps a frozen copy of the encoder as it is now: the consistency target with
+        ``loss.consistency_frozen_teacher`` (not saved, not trained)."""
+        teacher = _frozen_copy(self.encoder)
+        self._teacher = [teacher]
 
     def set_num_updates(self, n: int) -> None:
         """Called by the training loop before every update: seeds the mask / dropout draws."""
@@ -451,6 +482,8 @@ class AVPretrainModel(nn.Module):
         else:
             step = 2**62  # validation: fixed masks per clip
         rngs = row_rngs(batch.ids, self.cfg.seed, step)
+        w = self.cfg.loss
+        consistency = self.training and w.consistency_weight > 0 and batch.audio is not None
         out = self.encoder(
             batch.audio,
             batch.audio_lens,
@@ -461,8 +494,13 @@ class AVPretrainModel(nn.Module):
             modality_dropout=self.training,
             rngs=rngs,
             clean_audio=batch.clean_audio,
+            return_hidden=consistency and w.consistency_all_blocks,
         )
         step = self.loss(out, batch.units)
+        if consistency:
+            clean = batch.clean_audio if batch.clean_audio is not None else batch.audio
+            assert clean is not None
+            self._add_consistency(step, out, clean, batch.audio_lens)
         if self.cfg.loss.lip_regression_weight > 0 and out.lips is not None and batch.audio is not None:
             clean = batch.clean_audio if batch.clean_audio is not None else batch.audio
             self._add_lip_regression(step, out, clean, batch.audio_lens)
@@ -493,6 +531,51 @@ class AVPretrainModel(nn.Module):
         total = err.sum()
         step.logs["lipreg:num"] = float(total.detach())
         step.loss = step.loss + self.cfg.loss.lip_regression_weight * total
+
+    def _clean_audio_targets(self, clean: Tensor, audio_lens: Tensor, all_blocks: bool) -> list[Tensor]:
+        """The encoder's (or the frozen teacher's) outputs on ``clean`` audio alone, in
+        evaluation mode, no gradient: [final] or [block 1, ..., block L, final], each (B, T, D)."""
+        if self._teacher:
+            teacher = self._teacher[0].to(clean.device)
+            self._teacher = [teacher]
+            with torch.no_grad():
+                ref = teacher(clean, audio_lens, modality="a", return_hidden=all_blocks)
+            return [*(ref.hidden or []), ref.feats]
+        was_training = self.encoder.training
+        self.encoder.eval()
+        try:
+            with torch.no_grad():
+                ref = self.encoder(clean, audio_lens, modality="a", return_hidden=all_blocks)
+        finally:
+            self.encoder.train(was_training)
+        return [*(ref.hidden or []), ref.feats]
+
+    def _add_consistency(
+        self, step: StepOutput, out: AVEncoderOutput, clean: Tensor, audio_lens: Tensor
+    ) -> None:
+        """Adds ``loss.consistency_weight`` x the sum over unmasked frames of
+        |student - target|^2 / mean |target|^2 (mean over the compared outputs) to
+        ``step.loss``, the target being the encoder's output on the clean audio alone;
+        logs it as ``consist``."""
+        all_blocks = self.cfg.loss.consistency_all_blocks
+        targets = self._clean_audio_targets(clean, audio_lens, all_blocks)
+        students = [*(out.hidden or []), out.feats] if all_blocks else [out.feats]
+        sel = ~out.padding_mask
+        if out.mask is not None:
+            sel = sel & ~out.mask
+        n = int(sel.sum())
+        step.logs["consist:den"] = float(n)
+        if n == 0:
+            step.logs["consist:num"] = 0.0
+            return
+        total = out.feats.new_zeros((), dtype=torch.float32)
+        for student, target in zip(students, targets, strict=True):
+            tgt = target[sel].float()
+            err = (student[sel].float() - tgt).pow(2).sum(-1)
+            total = total + err.sum() / tgt.pow(2).sum(-1).mean().clamp_min(1e-8)
+        total = total / len(students)
+        step.logs["consist:num"] = float(total.detach())
+        step.loss = step.loss + self.cfg.loss.consistency_weight * total
 
     def loss(self, out: AVEncoderOutput, units: Tensor) -> StepOutput:
         """Summed CE on masked (and, if weighted, unmasked) frames + additive logs."""

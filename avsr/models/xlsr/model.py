@@ -147,10 +147,18 @@ class XlsrEncoder(AudioEncoderBase):
             feats = fe.first_pass_dropout(feats)
         return feats
 
-    def encode(self, seqs: Tensor, layout: BatchLayout, layer: int | None = None) -> Tensor:
+    def encode(
+        self,
+        seqs: Tensor,
+        layout: BatchLayout,
+        layer: int | None = None,
+        hidden: list[Tensor] | None = None,
+    ) -> Tensor:
         """Position encoder + the first ``layer`` blocks (all + final norm when None).
 
         seqs (B, T, model_dim) -> (B, T, model_dim); padded frames are set to 0.
+        ``hidden``: when given, each block's output (B, T, model_dim) is appended to it
+        (a block skipped by LayerDrop appends its input).
         """
         from fairseq2.models.transformer import AttentionBiasCache
 
@@ -168,9 +176,10 @@ class XlsrEncoder(AudioEncoderBase):
         stop = n_layers if layer is None else layer
         drop_p = self.encoder.layer_drop_p if self.training else 0.0
         for idx in range(stop):
-            if drop_p > 0.0 and float(torch.rand(())) < drop_p:
-                continue  # LayerDrop: skip the block (no compute)
-            seqs = self.encoder.layers[idx](seqs, layout, cache)
+            if not (drop_p > 0.0 and float(torch.rand(())) < drop_p):  # LayerDrop skips it
+                seqs = self.encoder.layers[idx](seqs, layout, cache)
+            if hidden is not None:
+                hidden.append(seqs)
         if layer is None:
             if self.encoder.layer_norm is not None:
                 seqs = self.encoder.layer_norm(seqs)

@@ -356,3 +356,57 @@ def test_lip_regression_adds_weighted_error_and_trains_only_the_lips() -> None:
     _, other = _lipreg_step(2.0, clean=torch.randn_like(_batch().audio))
     assert other.logs["loss_masked:num"] == pytest.approx(logs["loss_masked:num"], rel=1e-6)
     assert other.logs["lipreg:num"] != pytest.approx(logs["lipreg:num"], rel=1e-3)
+
+
+def _consistency_step(
+    weight: float, clean: torch.Tensor | None = None, *, all_blocks: bool = False
+) -> tuple[AVPretrainModel, StepOutput]:
+    torch.manual_seed(0)
+    loss = LossSection(consistency_weight=weight, consistency_all_blocks=all_blocks)
+    model = AVPretrainModel(tiny_av_encoder(fusion=FusionSection(kind="add"), loss=loss), 12).train()
+    batch = _batch()
+    batch.clean_audio = clean
+    model.set_num_updates(3)
+    return model, model(batch)
+
+
+def test_consistency_adds_weighted_error_towards_the_clean_audio_alone() -> None:
+    """loss = CE + weight x consist over the unmasked frames; the target is the encoder's
+    output on the clean audio alone (no gradient); every block's output with all_blocks."""
+    _, base = _consistency_step(0.0)
+    model, out = _consistency_step(2.0)
+    logs = out.logs
+    assert "consist:num" not in base.logs
+    assert logs["consist:den"] == logs["n_unmasked"] > 0
+    assert logs["loss_masked:num"] == pytest.approx(base.logs["loss_masked:num"], rel=1e-6)
+    assert out.loss.item() == pytest.approx(base.loss.item() + 2.0 * logs["consist:num"], rel=1e-5)
+    assert logs["consist:num"] > 0
+    clean = torch.randn_like(_batch().audio)
+    targets = model._clean_audio_targets(clean, _batch().audio_lens, all_blocks=True)
+    assert len(targets) == len(model.encoder.xlsr.encoder.layers) + 1
+    assert not any(t.requires_grad for t in targets) and model.training and model.encoder.training
+    _, other = _consistency_step(2.0, clean=clean)
+    assert other.logs["loss_masked:num"] == pytest.approx(logs["loss_masked:num"], rel=1e-6)
+    assert other.logs["consist:num"] != pytest.approx(logs["consist:num"], rel=1e-3)
+    _, blocks = _consistency_step(2.0, all_blocks=True)
+    assert blocks.logs["consist:den"] == logs["consist:den"]
+    assert blocks.logs["consist:num"] != pytest.approx(logs["consist:num"], rel=1e-3)
+    blocks.loss.backward()
+
+
+def test_frozen_teacher_keeps_the_starting_encoder_out_of_the_state_dict() -> None:
+    """With a frozen teacher the targets stay those of the encoder as it was at
+    freeze_teacher(), whatever training does to the encoder; nothing of it is saved."""
+    model, _ = _consistency_step(1.0)
+    keys = set(model.state_dict())
+    model.freeze_teacher()
+    assert set(model.state_dict()) == keys
+    clean, lens = _batch().audio, _batch().audio_lens
+    before = model._clean_audio_targets(clean, lens, all_blocks=False)[0]
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(0.1)
+    after = model._clean_audio_targets(clean, lens, all_blocks=False)[0]
+    assert torch.equal(before, after)
+    model._teacher = []
+    assert not torch.equal(before, model._clean_audio_targets(clean, lens, all_blocks=False)[0])
