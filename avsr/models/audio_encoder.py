@@ -111,8 +111,15 @@ class AudioEncoderBase(nn.Module):
         """(B, T, feature_dim) -> (B, T, model_dim): the learned feature projection."""
         raise NotImplementedError
 
-    def encode(self, seqs: Tensor, layout: BatchLayout, layer: int | None = None) -> Tensor:
-        """The blocks (the first ``layer`` ones when given): (B, T, model_dim) -> same shape."""
+    def encode(
+        self,
+        seqs: Tensor,
+        layout: BatchLayout,
+        layer: int | None = None,
+        hidden: list[Tensor] | None = None,
+    ) -> Tensor:
+        """The blocks (the first ``layer`` ones when given): (B, T, model_dim) -> same shape;
+        each block's output appended to ``hidden`` when given."""
         raise NotImplementedError
 
     def _input_waveform(self, wav: Tensor, seq_lens: Tensor, normalize: bool) -> Tensor:

@@ -196,10 +196,18 @@ class W2vBertEncoder(AudioEncoderBase):
         fe = self.frontend
         return fe.dropout(fe.proj(fe.layer_norm(feats)))
 
-    def encode(self, seqs: Tensor, layout: BatchLayout, layer: int | None = None) -> Tensor:
+    def encode(
+        self,
+        seqs: Tensor,
+        layout: BatchLayout,
+        layer: int | None = None,
+        hidden: list[Tensor] | None = None,
+    ) -> Tensor:
         """The first ``layer`` conformer blocks (all when None; there is no final norm).
 
         seqs (B, T, model_dim) -> (B, T, model_dim); padded frames are set to 0.
+        ``hidden``: when given, each block's output is appended to it (a block skipped
+        by LayerDrop appends its input).
         """
         n_layers = len(self.encoder.layers)
         if layer is not None and not 0 <= layer <= n_layers:
@@ -214,9 +222,10 @@ class W2vBertEncoder(AudioEncoderBase):
         stop = n_layers if layer is None else layer
         drop_p = self.encoder.layer_drop_p if self.training else 0.0
         for idx in range(stop):
-            if drop_p > 0.0 and float(torch.rand(())) < drop_p:
-                continue
-            seqs = self.encoder.layers[idx](seqs, pad_arg)
+            if not (drop_p > 0.0 and float(torch.rand(())) < drop_p):  # LayerDrop skips it
+                seqs = self.encoder.layers[idx](seqs, pad_arg)
+            if hidden is not None:
+                hidden.append(seqs)
         return seqs.masked_fill(padding[..., None], 0.0)
 
     def _input_waveform(self, wav: Tensor, seq_lens: Tensor, normalize: bool) -> Tensor:
