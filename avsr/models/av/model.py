@@ -497,12 +497,12 @@ class AVPretrainModel(nn.Module):
             return_hidden=consistency and w.consistency_all_blocks,
         )
         step = self.loss(out, batch.units)
+        clean = batch.clean_audio if batch.clean_audio is not None else batch.audio
         if consistency:
-            clean = batch.clean_audio if batch.clean_audio is not None else batch.audio
             assert clean is not None
             self._add_consistency(step, out, clean, batch.audio_lens)
-        if self.cfg.loss.lip_regression_weight > 0 and out.lips is not None and batch.audio is not None:
-            clean = batch.clean_audio if batch.clean_audio is not None else batch.audio
+        if w.lip_regression_weight > 0 and out.lips is not None and batch.audio is not None:
+            assert clean is not None
             self._add_lip_regression(step, out, clean, batch.audio_lens)
         return step
 
@@ -535,19 +535,16 @@ class AVPretrainModel(nn.Module):
     def _clean_audio_targets(self, clean: Tensor, audio_lens: Tensor, all_blocks: bool) -> list[Tensor]:
         """The encoder's (or the frozen teacher's) outputs on ``clean`` audio alone, in
         evaluation mode, no gradient: [final] or [block 1, ..., block L, final], each (B, T, D)."""
+        encoder = self.encoder
         if self._teacher:
-            teacher = self._teacher[0].to(clean.device)
-            self._teacher = [teacher]
-            with torch.no_grad():
-                ref = teacher(clean, audio_lens, modality="a", return_hidden=all_blocks)
-            return [*(ref.hidden or []), ref.feats]
-        was_training = self.encoder.training
-        self.encoder.eval()
+            encoder = self._teacher[0] = self._teacher[0].to(clean.device)
+        was_training = encoder.training
+        encoder.eval()
         try:
             with torch.no_grad():
-                ref = self.encoder(clean, audio_lens, modality="a", return_hidden=all_blocks)
+                ref = encoder(clean, audio_lens, modality="a", return_hidden=all_blocks)
         finally:
-            self.encoder.train(was_training)
+            encoder.train(was_training)
         return [*(ref.hidden or []), ref.feats]
 
     def _add_consistency(
