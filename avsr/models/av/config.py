@@ -152,6 +152,12 @@ class LossSection:
     """The consistency target from a frozen copy of the encoder as it was before
     pretraining (the audio encoder it starts from) instead of from the encoder being
     trained (which can lower the loss by making all frames alike)."""
+    consistency_instance_norm: bool = False
+    """Normalise the student and the target of the consistency loss per clip and per
+    dimension over the compared frames (zero mean, unit variance over time, as data2vec
+    normalises its targets) before comparing them: the loss then asks for the frame-to-frame
+    changes of the clean audio's encoding, which a student cannot meet by making all
+    frames alike."""
 
 
 @dataclass(kw_only=True)

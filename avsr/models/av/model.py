@@ -400,6 +400,17 @@ class AVEncoder(nn.Module):
         )
 
 
+def _instance_norm(x: Tensor, sel: Tensor, eps: float = 1e-5) -> Tensor:
+    """x (B, T, D) normalised per row and dimension to zero mean, unit variance over the
+    frames where sel (B, T) is true (float32; other frames carry the same shift and scale)."""
+    w = sel.to(torch.float32)[..., None]
+    n = w.sum(1, keepdim=True).clamp_min(1.0)
+    x = x.float()
+    mean = (x * w).sum(1, keepdim=True) / n
+    var = ((x - mean).pow(2) * w).sum(1, keepdim=True) / n
+    return (x - mean) / (var + eps).sqrt()
+
+
 def _frozen_copy(module: AVEncoder) -> AVEncoder:
     """A deep copy in evaluation mode without gradients. Tensors computed from parameters
     and kept as plain attributes (``torch.nn.utils.weight_norm``'s ``weight``, recomputed
@@ -566,7 +577,10 @@ class AVPretrainModel(nn.Module):
             step.logs["consist:num"] = 0.0
             return
         total = out.feats.new_zeros((), dtype=torch.float32)
+        norm = self.cfg.loss.consistency_instance_norm
         for student, target in zip(students, targets, strict=True):
+            if norm:
+                student, target = _instance_norm(student, sel), _instance_norm(target, sel)
             tgt = target[sel].float()
             err = (student[sel].float() - tgt).pow(2).sum(-1)
             total = total + err.sum() / tgt.pow(2).sum(-1).mean().clamp_min(1e-8)

@@ -19,7 +19,7 @@ from avsr.models.av.io import (
     save_av_model,
     save_stage0_encoder,
 )
-from avsr.models.av.model import AVPretrainModel, row_rngs
+from avsr.models.av.model import AVPretrainModel, _instance_norm, row_rngs
 from avsr.models.encoders import load_encoder, save_encoder
 from avsr.step_output import StepOutput
 from tests.helpers.tiny_models import tiny_av_config, tiny_av_encoder, tiny_xlsr
@@ -359,10 +359,12 @@ def test_lip_regression_adds_weighted_error_and_trains_only_the_lips() -> None:
 
 
 def _consistency_step(
-    weight: float, clean: torch.Tensor | None = None, *, all_blocks: bool = False
+    weight: float, clean: torch.Tensor | None = None, *, all_blocks: bool = False, instance_norm: bool = False
 ) -> tuple[AVPretrainModel, StepOutput]:
     torch.manual_seed(0)
-    loss = LossSection(consistency_weight=weight, consistency_all_blocks=all_blocks)
+    loss = LossSection(
+        consistency_weight=weight, consistency_all_blocks=all_blocks, consistency_instance_norm=instance_norm
+    )
     model = AVPretrainModel(tiny_av_encoder(fusion=FusionSection(kind="add"), loss=loss), 12).train()
     batch = _batch()
     batch.clean_audio = clean
@@ -392,6 +394,38 @@ def test_consistency_adds_weighted_error_towards_the_clean_audio_alone() -> None
     assert blocks.logs["consist:den"] == logs["consist:den"]
     assert blocks.logs["consist:num"] != pytest.approx(logs["consist:num"], rel=1e-3)
     blocks.loss.backward()
+
+
+def test_instance_norm_compares_changes_over_time_not_offset_or_scale() -> None:
+    """Per clip and dimension over the selected frames: zero mean and unit variance; a
+    per-clip affine copy of a sequence normalises to the same thing; padding is ignored."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 7, 3)
+    sel = torch.ones(2, 7, dtype=torch.bool)
+    sel[1, 5:] = False
+    y = _instance_norm(x, sel)
+    for b, n in ((0, 7), (1, 5)):
+        assert y[b, :n].mean(0).abs().max() < 1e-5
+        assert y[b, :n].var(0, unbiased=False) == pytest.approx(torch.ones(3), rel=1e-3)
+    shifted = x * torch.tensor([[[3.0, 0.5, 2.0]], [[1.5, 4.0, 0.5]]]) + torch.tensor([[[1.0, -2.0, 5.0]]])
+    assert torch.allclose(_instance_norm(shifted, sel)[sel], y[sel], atol=1e-4)
+    x2 = x.clone()
+    x2[1, 5:] = 1e3  # padded frames change nothing where sel is true
+    assert torch.allclose(_instance_norm(x2, sel)[sel], y[sel], atol=1e-5)
+
+
+def test_consistency_with_instance_norm_keeps_the_loss_shape() -> None:
+    """With instance_norm the same frames are compared, loss = CE + weight x consist, and
+    the error differs from the unnormalised one."""
+    _, plain = _consistency_step(2.0)
+    _, normed = _consistency_step(2.0, instance_norm=True)
+    logs = normed.logs
+    assert logs["consist:den"] == plain.logs["consist:den"] > 0
+    assert normed.loss.item() == pytest.approx(
+        plain.loss.item() + 2.0 * (logs["consist:num"] - plain.logs["consist:num"]), rel=1e-5
+    )
+    assert logs["consist:num"] != pytest.approx(plain.logs["consist:num"], rel=1e-3)
+    normed.loss.backward()
 
 
 def test_frozen_teacher_keeps_the_starting_encoder_out_of_the_state_dict() -> None:
