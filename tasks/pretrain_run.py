@@ -49,9 +49,15 @@ def model_meta(model: AVPretrainModel) -> dict[str, Any]:
 
 
 def check_loss_weights(cfg: PretrainConfig) -> None:
-    """UserError naming the key when a ``model.loss`` weight is negative."""
-    for name, value in vars(cfg.model.loss).items():
-        if not isinstance(value, bool) and value < 0:
+    """UserError naming the key when a ``model.loss`` weight is negative, or when a
+    ``consistency_*`` switch is on while ``consistency_weight`` is 0 (it would do nothing)."""
+    loss = cfg.model.loss
+    for name, value in vars(loss).items():
+        if isinstance(value, bool):
+            if value and name.startswith("consistency_") and loss.consistency_weight == 0:
+                raise UserError(f"model.loss.{name} is on but model.loss.consistency_weight is 0: "
+                                "set the weight (> 0) for the consistency loss, or leave the switch off")
+        elif value < 0:
             raise UserError(f"model.loss.{name} is {value:g}: a loss weight must be >= 0")
 
 

@@ -189,3 +189,11 @@ def test_negative_loss_weight_is_refused() -> None:
     cfg = load_config(PretrainConfig, TINY, ["model.loss.lip_regression_weight=-1"])
     with pytest.raises(UserError, match=r"model\.loss\.lip_regression_weight is -1"):
         check_loss_weights(cfg)
+
+
+def test_consistency_switch_without_its_weight_is_refused() -> None:
+    for switch in ("consistency_all_blocks", "consistency_frozen_teacher", "consistency_instance_norm"):
+        cfg = load_config(PretrainConfig, TINY, [f"model.loss.{switch}=true"])
+        with pytest.raises(UserError, match=rf"model\.loss\.{switch} is on but model\.loss\.consistency_weight is 0"):
+            check_loss_weights(cfg)
+        check_loss_weights(load_config(PretrainConfig, TINY, [f"model.loss.{switch}=true", "model.loss.consistency_weight=2"]))
