@@ -68,6 +68,12 @@ class HeadSection:
     """Keep the audio CNN (XLS-R's feature extractor) fixed for the whole run, as wav2vec 2.0
     fine-tuning does: no gradient flows through it, so updates are cheaper. Ignored with the
     filterbank front end (no weights)."""
+    freeze_fusion: bool = False
+    """Keep the AV encoder's fusion layer (its LayerNorm and projection, where audio and lip
+    features meet) as pretrained for the whole run. For an audio-only run from an AV-pretrained
+    encoder: the layer never sees lips there, and training it on audio alone changes what the
+    lips add when a model fine-tuned on audio is given audio + video (zero-shot AV).
+    Ignored with an audio-only encoder (no fusion layer)."""
 
     def __post_init__(self) -> None:
         self.modality_dropout = as_dropout_section(self.modality_dropout)

@@ -177,15 +177,27 @@ def reusable_head(cfg: FinetuneConfig, source: Any, model: Any) -> str | None:
 AUDIO_CNN = "encoder.xlsr.frontend.feature_extractor.*"
 """Parameter names of the audio CNN of a fine-tuned model."""
 
+FUSION = "encoder.fusion.*"
+"""Parameter names of the AV encoder's fusion layer in a fine-tuned model."""
 
-def _freeze_audio_cnn(cfg: FinetuneConfig, model: nn.Module) -> None:
-    """``model.freeze_audio_cnn``: add the audio CNN to ``train.frozen`` when the model has one."""
-    if not cfg.model.freeze_audio_cnn or AUDIO_CNN in cfg.train.frozen:
-        return
-    if any(fnmatch.fnmatchcase(n, AUDIO_CNN) for n, _ in model.named_parameters()):
-        cfg.train.frozen.append(AUDIO_CNN)
-    else:
-        log.info("model.freeze_audio_cnn: this model has no audio CNN (filterbank front end); nothing to freeze")
+FROZEN_PARTS: dict[str, tuple[str, str]] = {
+    "freeze_audio_cnn": (AUDIO_CNN, "audio CNN (filterbank front end)"),
+    "freeze_fusion": (FUSION, "fusion layer (audio-only encoder)"),
+}
+"""``model.<flag>`` -> (parameter-name glob added to ``train.frozen``, what a model may lack)."""
+
+
+def _freeze_parts(cfg: FinetuneConfig, model: nn.Module) -> None:
+    """``model.freeze_audio_cnn`` / ``model.freeze_fusion``: add the part to ``train.frozen``
+    when the model has it (logged and skipped when it does not)."""
+    names = [n for n, _ in model.named_parameters()]
+    for flag, (pattern, missing) in FROZEN_PARTS.items():
+        if not getattr(cfg.model, flag) or pattern in cfg.train.frozen:
+            continue
+        if any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            cfg.train.frozen.append(pattern)
+        else:
+            log.info("model.%s: this model has no %s; nothing to freeze", flag, missing)
 
 
 def valid_media(modes: list[Mode]) -> Mode:
@@ -405,7 +417,7 @@ def _train(cfg: FinetuneConfig, *, data: Path, init: Path, out: Path, dist: Dist
     tokenizer = _tokenizer(cfg, train_files, out, main)
     seed_everything(cfg.train.seed)  # the fresh head (and lip encoder) are the same on every run / rank
     model = build_model(cfg, init, tokenizer)
-    _freeze_audio_cnn(cfg, model)
+    _freeze_parts(cfg, model)
     attach_teacher(cfg, model, init, dist.device)
     record_model_settings(cfg, model, init, log_it=main)
     write_run_config(cfg, out, main)

@@ -4,6 +4,7 @@ keys, validation scored per input mode, and the AV settings recorded in the run'
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import logging
 from pathlib import Path
@@ -215,19 +216,37 @@ def test_run_config_from_a_plain_encoder_is_the_config_block(data: Path, tiny_xl
 
 def test_freeze_audio_cnn_only_where_there_is_one() -> None:
     """``model.freeze_audio_cnn`` puts the CNN in ``train.frozen``; a filterbank model has none."""
-    from tasks.finetune_run import AUDIO_CNN, _freeze_audio_cnn
+    from tasks.finetune_run import AUDIO_CNN, _freeze_parts
     from tests.helpers.tiny_models import tiny_av_encoder
 
     cfg = resolve_config(_args(modality="av"))
     assert cfg.model.freeze_audio_cnn  # finetune_tiny.yaml
-    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
-    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
     assert cfg.train.frozen == [AUDIO_CNN]
     cfg = resolve_config(_args(modality="av"))
-    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder(audio_frontend="fbank")}))
+    _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder(audio_frontend="fbank")}))
     assert cfg.train.frozen == []
     cfg = resolve_config(_args(modality="av", overrides=["model.freeze_audio_cnn=false"]))
-    _freeze_audio_cnn(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": tiny_av_encoder()}))
+    assert cfg.train.frozen == []
+
+
+def test_freeze_fusion_freezes_the_fusion_layer_alone() -> None:
+    """``model.freeze_fusion`` adds the fusion layer's glob, which matches its LayerNorm and
+    projection and nothing else; an audio-only encoder has no fusion layer to freeze."""
+    from tasks.finetune_run import FUSION, _freeze_parts
+    from tests.helpers.tiny_models import tiny_av_encoder
+
+    cfg = resolve_config(_args(modality="a", overrides=["model.freeze_fusion=true", "model.freeze_audio_cnn=false"]))
+    model = torch.nn.ModuleDict({"encoder": tiny_av_encoder()})
+    _freeze_parts(cfg, model)
+    assert cfg.train.frozen == [FUSION]
+    hit = {n for n, _ in model.named_parameters() if fnmatch.fnmatchcase(n, FUSION)}
+    assert hit and all(n.startswith("encoder.fusion.") for n in hit)
+    assert not any("video_proj" in n or "xlsr" in n for n in hit)
+    cfg = resolve_config(_args(modality="a", overrides=["model.freeze_fusion=true", "model.freeze_audio_cnn=false"]))
+    _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": torch.nn.Linear(2, 2)}))
     assert cfg.train.frozen == []
 
 
