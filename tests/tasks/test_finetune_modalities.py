@@ -236,7 +236,7 @@ def test_freeze_fusion_freezes_the_fusion_layer_alone() -> None:
     """``model.freeze_fusion`` adds the fusion layer's glob, which matches its LayerNorm and
     projection and nothing else; an audio-only encoder has no fusion layer to freeze."""
     from tasks.finetune_run import FUSION, _freeze_parts
-    from tests.helpers.tiny_models import tiny_av_encoder
+    from tests.helpers.tiny_models import tiny_av_encoder, tiny_xlsr
 
     cfg = resolve_config(_args(modality="a", overrides=["model.freeze_fusion=true", "model.freeze_audio_cnn=false"]))
     model = torch.nn.ModuleDict({"encoder": tiny_av_encoder()})
@@ -246,8 +246,17 @@ def test_freeze_fusion_freezes_the_fusion_layer_alone() -> None:
     assert hit and all(n.startswith("encoder.fusion.") for n in hit)
     assert not any("video_proj" in n or "xlsr" in n for n in hit)
     cfg = resolve_config(_args(modality="a", overrides=["model.freeze_fusion=true", "model.freeze_audio_cnn=false"]))
-    _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": torch.nn.Linear(2, 2)}))
+    logger, logged = logging.getLogger("avsr.finetune"), _Messages()
+    level = logger.level
+    logger.addHandler(logged)
+    logger.setLevel(logging.INFO)
+    try:
+        _freeze_parts(cfg, torch.nn.ModuleDict({"encoder": tiny_xlsr()}))
+    finally:
+        logger.removeHandler(logged)
+        logger.setLevel(level)
     assert cfg.train.frozen == []
+    assert "model.freeze_fusion: this model has no fusion layer (audio-only encoder); nothing to freeze" in logged.messages
 
 
 def test_training_data_keeps_clean_audio_only_when_read(data: Path) -> None:
