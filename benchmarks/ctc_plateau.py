@@ -67,7 +67,7 @@ def valid_wer(run_dir: Path, update: int) -> float | None:
     return None if rec is None else float(rec["wer"])
 
 
-def run_seed(cmd: list[str], out: Path, log: Path) -> int:
+def run_seed(cmd: list[str], log: Path) -> int:
     """One run with one thread, its output to ``log``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with log.open("w") as f:
@@ -111,8 +111,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (args.init / "config.yaml").is_file() and not args.init.is_dir():
+    if not args.init.is_dir():
         sys.exit(f"--init {args.init}: no such model folder")
+    if not (args.demo_out / "data").is_dir():
+        sys.exit(f"--demo-out {args.demo_out}: no data/ folder (run the demo up to its pretraining first)")
     args.out.mkdir(parents=True, exist_ok=True)
     todo = {}
     for s in args.seeds:
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         if valid_wer(run, args.updates) is None:
             todo[s] = run_command(args.config, args.demo_out, args.init, s, args.updates, run, args.sets)
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for s, code in zip(todo, pool.map(lambda s: run_seed(todo[s], args.out / f"seed{s}", args.out / f"seed{s}.log"), todo)):
+        for s, code in zip(todo, pool.map(lambda s: run_seed(todo[s], args.out / f"seed{s}.log"), todo)):
             if code != 0:
                 print(f"seed {s}: avsr finetune exited {code}, see {args.out / f'seed{s}.log'}", file=sys.stderr)
     wers = {s: valid_wer(args.out / f"seed{s}", args.updates) for s in args.seeds}

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from avsr.config import load_config
+from tasks.demo_config import DemoConfig
 from tests.helpers import REPO
 
 BENCH = REPO / "benchmarks" / "ctc_plateau.py"
@@ -29,13 +31,21 @@ def test_seeds_and_args(bench: dict[str, Any]) -> None:
         bench["parse_args"](["--demo-out", "d", "--set", "train.seed=3"])
 
 
+def test_missing_inputs_are_named(bench: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no such model folder"):
+        bench["main"](["--demo-out", str(tmp_path), "--init", str(tmp_path / "none")])
+    with pytest.raises(SystemExit, match="no data/ folder"):
+        bench["main"](["--demo-out", str(tmp_path), "--init", str(tmp_path)])
+
+
 def test_command_is_the_full_runs_beginning(bench: dict[str, Any]) -> None:
     cmd = bench["run_command"](REPO / "configs" / "demo.yaml", Path("d"), Path("m"), 3, 500, Path("r"), ["train.freeze_updates=0"])
     assert cmd[cmd.index("--init") + 1] == "m" and cmd[cmd.index("--out") + 1] == "r"
     assert cmd[cmd.index("--modality") + 1] == "a"
+    full = bench["audio_only_updates"](load_config(DemoConfig, REPO / "configs" / "demo.yaml"))
     sets = [cmd[i + 1] for i, c in enumerate(cmd) if c == "--set"]
-    assert "train.seed=3" in sets and "optim.decay_updates=4500" in sets and "train.valid_every=500" in sets
-    assert sets.index("train.max_updates=500") > sets.index("train.max_updates=4500")  # the later --set wins
+    assert "train.seed=3" in sets and f"optim.decay_updates={full}" in sets and "train.valid_every=500" in sets
+    assert sets.index("train.max_updates=500") > sets.index(f"train.max_updates={full}")  # the later --set wins
     assert sets[-1] == "train.freeze_updates=0"
 
 
