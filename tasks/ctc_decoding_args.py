@@ -13,6 +13,7 @@ CTC_FLAGS = {
     "ctc_beam": "ctc.beam_size",
     "lm": "ctc.lm",
     "lexicon": "ctc.lexicon",
+    "vocab": "ctc.vocab",
     "lm_weight": "ctc.lm_weight",
     "word_score": "ctc.word_score",
 }
@@ -21,7 +22,7 @@ the config's value)."""
 
 
 def add_ctc_decoding_arguments(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """``--decoder``, ``--ctc-beam``, ``--lm``, ``--lexicon``, ``--lm-weight``, ``--word-score``
+    """``--decoder``, ``--ctc-beam``, ``--lm``, ``--lexicon``, ``--vocab``, ``--lm-weight``, ``--word-score``
     (all default None: the config's or :class:`CTCBeamConfig`'s value)."""
     d = CTCBeamConfig()
     g.add_argument(
@@ -40,6 +41,12 @@ def add_ctc_decoding_arguments(g: argparse._ArgumentGroup | argparse.ArgumentPar
         metavar="FILE",
         help="'word piece piece ...' per line, pieces of the model's tokenizer "
         "(default: the ARPA LM's words spelled by the tokenizer; needed with a binary LM)",
+    )
+    g.add_argument(
+        "--vocab",
+        metavar="FILE",
+        help="the search outputs only the words of this text file, spelled by the model's "
+        "tokenizer (for example the training transcripts, data/train.wrd; instead of --lexicon)",
     )
     g.add_argument(
         "--lm-weight", type=float, metavar="W", help=f"LM weight (default {d.lm_weight})"

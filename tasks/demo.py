@@ -102,6 +102,13 @@ def distilled(overrides: list[str]) -> str:
     return f", distilled from {'it' if teacher == 'init' else teacher} on clean audio"
 
 
+CTC_DECODING = {
+    "greedy": "greedy (the best path of the CTC output)",
+    "train_words": "CTC prefix beam search that outputs only words of the training transcripts (no LM)",
+}
+"""``eval.ctc_decoder`` in the summary's words."""
+
+
 def models_section(cfg: DemoConfig) -> str:
     """The "Models" section: what each evaluated model was fine-tuned from, on what, how long."""
     ft = cfg.finetune
@@ -110,6 +117,7 @@ def models_section(cfg: DemoConfig) -> str:
         f"- AV model: CTC on audio + video with modality dropout, from {STARTS[ft.av.init].what}{distilled(av_run_overrides(cfg))}, "
         f"{ft.av.updates} updates",
         f"- AVST model: seq2seq {ft.avst.pair} on audio + video, from {STARTS[ft.avst.init].what}, {ft.avst.updates} updates",
+        f"- decoding of the A and AV models: {CTC_DECODING[cfg.eval.ctc_decoder]}; AVST: attention beam search",
     ]
     return "## Models\n\n" + "\n".join(lines)
 

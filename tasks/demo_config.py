@@ -131,6 +131,10 @@ class DemoEvalSection:
     """Noise types, comma-separated."""
     max_clips: int | None = None
     """Evaluate at most this many test clips (None or 0: all)."""
+    ctc_decoder: Literal["greedy", "train_words"] = "greedy"
+    """How the CTC models (A, AV) decode: ``greedy`` (best path) or ``train_words`` (prefix
+    beam search that outputs only words of the training transcripts, ``data/train.wrd``,
+    spelled by the model's tokenizer: ``avsr evaluate --decoder beam --vocab``; no LM)."""
 
 
 @dataclass(kw_only=True)

@@ -196,7 +196,15 @@ def eval_commands(cfg: DemoConfig, p: DemoPaths, modality: Literal["a", "av"]) -
     ev = cfg.eval
     grid = [*_grid(cfg, p), "--snr", ev.snrs, "--noise", ev.noises]
     inputs = "a,av" if modality == "a" else "a,v,av"
-    return [avsr_command("evaluate", "--model", p.finetuned(modality) / "model", *grid, "--modality", inputs, "--out", p.eval / f"finetune_{modality}")]
+    return [avsr_command("evaluate", "--model", p.finetuned(modality) / "model", *grid, *_ctc_decoding(cfg, p), "--modality", inputs,
+                         "--out", p.eval / f"finetune_{modality}")]
+
+
+def _ctc_decoding(cfg: DemoConfig, p: DemoPaths) -> list[str | Path]:
+    """``eval.ctc_decoder`` as ``avsr evaluate`` flags (none for greedy, its default)."""
+    if cfg.eval.ctc_decoder == "greedy":
+        return []
+    return ["--decoder", "beam", "--vocab", p.data / "train.wrd"]
 
 
 def eval_avst_commands(cfg: DemoConfig, p: DemoPaths) -> list[list[str]]:

@@ -20,6 +20,9 @@ Modes:
   tokenizer (a binary LM cannot list its words: it needs ``--lexicon``);
 - lexicon without LM: the search only outputs lexicon words.
 
+``vocab`` (``--vocab``) is a lexicon given as plain text instead: every distinct word of the
+file (for example the training transcripts, ``data/train.wrd``) spelled by the tokenizer.
+
 Vocabulary checks (ARPA only; errors name the files): more than
 :data:`MAX_MISSING_SHARE` of the lexicon's words missing from the LM's
 unigrams, or of the LM's words not spellable by the tokenizer (a piece would be
@@ -63,6 +66,9 @@ class CTCBeamConfig:
     """KenLM word n-gram model (ARPA or binary); None: no LM."""
     lexicon: str | None = None
     """Lexicon file (``word piece piece ...`` per line); None: lexicon-free, or the LM's words."""
+    vocab: str | None = None
+    """Text file whose words (split on whitespace) form the lexicon, spelled by the tokenizer;
+    instead of ``lexicon``."""
     lm_weight: float = 2.0
     """Weight of the LM log-probability."""
     word_score: float = 0.0
@@ -120,11 +126,21 @@ def _lexicon(
     tokenizer: Tokenizer, config: CTCBeamConfig, tokens: set[str]
 ) -> dict[str, list[str]] | None:
     """word -> spelling in pieces; None for lexicon-free decoding."""
+    if config.lexicon and config.vocab:
+        raise UserError("--lexicon and --vocab both give the search's words: give one of them")
+    if config.vocab:
+        given = read_vocab(tokenizer, config.vocab)
+        if config.lm is not None and not is_kenlm_binary(_existing_lm(config.lm)):
+            lm_words = read_arpa(config.lm).unigrams - LM_SPECIAL_WORDS
+            _check_share(
+                sorted(set(given) - lm_words),
+                len(given),
+                f"{config.vocab}: words missing from the LM {config.lm}",
+            )
+        return given
     if config.lm is None:
         return read_lexicon(config.lexicon, tokens) if config.lexicon else None
-    lm = Path(config.lm)
-    if not lm.is_file():
-        raise UserError(f"{lm}: language model not found")
+    lm = _existing_lm(config.lm)
     if is_kenlm_binary(lm):
         if not config.lexicon:
             raise UserError(
@@ -141,6 +157,24 @@ def _lexicon(
         )
         return lexicon
     return spell_words(tokenizer, sorted(lm_words), source=str(lm))
+
+
+def _existing_lm(path: str) -> Path:
+    lm = Path(path)
+    if not lm.is_file():
+        raise UserError(f"{lm}: language model not found")
+    return lm
+
+
+def read_vocab(tokenizer: Tokenizer, path: str | Path) -> dict[str, list[str]]:
+    """The distinct words of a text file (split on whitespace), spelled by the tokenizer."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: word list (--vocab) not found")
+    words = sorted(set(path.read_text(encoding="utf-8").split()))
+    if not words:
+        raise UserError(f"{path}: word list (--vocab) has no words")
+    return spell_words(tokenizer, words, source=str(path))
 
 
 def spell_words(tokenizer: Tokenizer, words: list[str], *, source: str) -> dict[str, list[str]]:
@@ -215,8 +249,8 @@ def install_ctc_decoder(
     model without a CTC head (``where`` names it)."""
     check_decoder_name(decoder)
     if decoder == "greedy":
-        if config.lm or config.lexicon:
-            raise UserError("--lm and --lexicon are options of --decoder beam")
+        if config.lm or config.lexicon or config.vocab:
+            raise UserError("--lm, --lexicon and --vocab are options of --decoder beam")
         if getattr(model, "ctc_decoder", None) is not None:
             model.ctc_decoder = None
         return

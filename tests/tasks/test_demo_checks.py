@@ -131,6 +131,9 @@ def test_models_section_says_what_each_model_started_from() -> None:
     assert ("AV model: CTC on audio + video with modality dropout, from the audio-only model, "
             "distilled from it on clean audio, 5 updates") in text
     assert "AVST model: seq2seq es-en on audio + video, from the AV model" in text
+    assert "A and AV models: CTC prefix beam search that outputs only words of the training transcripts" in text
+    greedy = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["eval.ctc_decoder=greedy"])
+    assert "A and AV models: greedy" in models_section(greedy)
     cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", ["finetune.av.init=pretrained"])
     # from the pretrained model there is no fine-tuned teacher: no distillation, and none said
     assert f"from the AV pretrained model, {cfg.finetune.av.updates} updates" in models_section(cfg)

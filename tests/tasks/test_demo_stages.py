@@ -38,6 +38,16 @@ def test_stage_plan_and_overrides(tmp_path: Path) -> None:
     assert "--pair es-en" in " ".join(stages["evaluate_avst"].commands()[0])
 
 
+def test_ctc_decoder_reaches_the_evaluations(tmp_path: Path) -> None:
+    for decoder, flags in [("train_words", f"--decoder beam --vocab {tmp_path / 'data' / 'train.wrd'}"), ("greedy", None)]:
+        cfg = load_config(DemoConfig, REPO / "configs" / "demo.yaml", [f"eval.ctc_decoder={decoder}"])
+        stages = {s.name: s for s in build_stages(cfg, tmp_path, None)}
+        for name in ("evaluate_a", "evaluate_av"):
+            cmd = " ".join(map(str, stages[name].commands()[0]))
+            assert (flags in cmd) if flags else ("--decoder" not in cmd and "--vocab" not in cmd)
+        assert "--vocab" not in " ".join(map(str, stages["evaluate_avst"].commands()[0]))  # seq2seq: its own beam search
+
+
 def test_shipped_encoder_is_the_default(tmp_path: Path) -> None:
     from avsr.corpus.encoder import SHIPPED_ENCODER
 

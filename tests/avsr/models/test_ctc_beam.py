@@ -81,6 +81,46 @@ def test_lm_changes_the_decision_when_acoustics_are_ambiguous(
         assert tok.decode(dec(logits, lens)[0]) == f"set {said} now"
 
 
+def test_vocab_keeps_the_search_to_the_files_words(tok: Tokenizer, tmp_path: Path) -> None:
+    # "set ? now": the acoustics slightly prefer "red", which the word list does not have
+    frames = (
+        _word_frames(tok, "set") + [{"▁red": 0.5, "▁blue": 0.45}, {}] + _word_frames(tok, "now")
+    )
+    logits = _logits(tok, frames)
+    lens = torch.tensor([logits.shape[1]])
+    words = tmp_path / "train.wrd"
+    words.write_text("set blue now\nlay green soon\n\n")
+    dec = CTCBeamDecoder(tok, CTCBeamConfig(beam_size=8, vocab=str(words)))
+    assert tok.decode(dec(logits, lens)[0]) == "set blue now"
+    words.write_text("set red blue now\n")
+    dec = CTCBeamDecoder(tok, CTCBeamConfig(beam_size=8, vocab=str(words)))
+    assert tok.decode(dec(logits, lens)[0]) == "set red now"
+
+
+def test_vocab_errors_name_the_file(tok: Tokenizer, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="missing.wrd: word list .--vocab. not found"):
+        CTCBeamDecoder(tok, CTCBeamConfig(vocab=str(tmp_path / "missing.wrd")))
+    empty = tmp_path / "empty.wrd"
+    empty.write_text("\n  \n")
+    with pytest.raises(UserError, match="empty.wrd: word list .--vocab. has no words"):
+        CTCBeamDecoder(tok, CTCBeamConfig(vocab=str(empty)))
+    upper = tmp_path / "upper.wrd"
+    upper.write_text("SET RED NOW\n")
+    with pytest.raises(UserError, match="upper.wrd.*cannot spell"):
+        CTCBeamDecoder(tok, CTCBeamConfig(vocab=str(upper)))
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("set ▁set\n")
+    both = CTCBeamConfig(vocab=str(tmp_path / "x.wrd"), lexicon=str(lexicon))
+    with pytest.raises(UserError, match="--lexicon and --vocab both give"):
+        CTCBeamDecoder(tok, both)
+    # words the LM does not know
+    lm = write_arpa(["set red now"], tmp_path / "lm.arpa")
+    other = tmp_path / "other.wrd"
+    other.write_text("lay green soon please\n")
+    with pytest.raises(UserError, match="other.wrd: words missing from the LM"):
+        CTCBeamDecoder(tok, CTCBeamConfig(vocab=str(other), lm=str(lm)))
+
+
 def test_arpa_writer_output_is_read_back(tmp_path: Path) -> None:
     lm = write_arpa(["set red now", "set blue now", "lay red soon"], tmp_path / "lm.arpa")
     summary = read_arpa(lm)
@@ -143,7 +183,7 @@ def test_beam_on_a_seq2seq_model_is_an_error(tok: Tokenizer) -> None:
 
     with pytest.raises(UserError, match="m1: --decoder beam is the CTC prefix beam search"):
         install_ctc_decoder(S2S(), "beam", CTCBeamConfig(), where="m1")
-    with pytest.raises(UserError, match="--lm and --lexicon are options of --decoder beam"):
+    with pytest.raises(UserError, match="--lm, --lexicon and --vocab are options of --decoder beam"):
         install_ctc_decoder(S2S(), "greedy", CTCBeamConfig(lm="x.arpa"), where="m1")
 
 
@@ -180,10 +220,17 @@ def test_evaluate_cli_flags(
         "beam_size": 4,
         "lm": str(lm),
         "lexicon": None,
+        "vocab": None,
         "lm_weight": 0.5,
         "word_score": 1.0,
         "beam_threshold": 50.0,
     }
+    words = tmp_path / "refs.wrd"
+    words.write_text("\n".join(texts) + "\n")
+    lexical = _evaluate(
+        tiny_finetuned_dir, manifest, tmp_path / "v", "--decoder", "beam", "--vocab", str(words)
+    )
+    assert lexical["config"]["ctc"]["vocab"] == str(words)
     bad = tmp_path / "bad.arpa"
     bad.write_text("not an lm\n")
     argv = ["evaluate", "--model", str(tiny_finetuned_dir), "--manifest", str(manifest), "--snr", "clean",
@@ -215,4 +262,4 @@ def test_transcribe_cli_flags(
     assert json.loads((tmp_path / "b.json").read_text())["modality"] == "a"
     capsys.readouterr()
     assert main([*common, "--lm", str(lm), "--out", str(tmp_path / "x.json")]) == 2
-    assert "--lm and --lexicon are options of --decoder beam" in capsys.readouterr().err
+    assert "--lm, --lexicon and --vocab are options of --decoder beam" in capsys.readouterr().err
