@@ -51,6 +51,9 @@ def test_every_stage_ran(quick_demo: tuple[Path, str]) -> None:
         res = json.loads((out / "eval" / name / "results.json").read_text())
         assert res["cells"], name
     assert list((out / "eval" / "finetune_av").glob("*.png")), "no plots"
+    for name in ("finetune_a", "finetune_av"):  # decoded over the training transcripts' words
+        ctc = json.loads((out / "eval" / name / "results.json").read_text())["config"]
+        assert ctc["decoder"] == "beam" and ctc["ctc"]["vocab"] == str(out / "data" / "train.wrd"), name
     checks = json.loads((out / "checks.json").read_text())
     assert [c["goal"] for c in checks] == [1, 2, 2, 2, 3, 3, 3, 4, 5, 6]
     assert all(isinstance(c["passed"], bool) and c["sentence"] for c in checks)
