@@ -17,7 +17,7 @@ Modes:
 - no LM, no lexicon: lexicon-free prefix beam search over the pieces;
 - LM (ARPA or KenLM binary): lexicon-based search scoring words with the LM.
   Without ``--lexicon`` the lexicon is the LM's unigrams spelled by the
-  tokenizer (a binary LM cannot list its words: it needs ``--lexicon``);
+  tokenizer (a binary LM cannot list its words: it needs ``--lexicon`` or ``--vocab``);
 - lexicon without LM: the search only outputs lexicon words.
 
 ``vocab`` (``--vocab``) is a lexicon given as plain text instead: every distinct word of the
@@ -128,42 +128,31 @@ def _lexicon(
     """word -> spelling in pieces; None for lexicon-free decoding."""
     if config.lexicon and config.vocab:
         raise UserError("--lexicon and --vocab both give the search's words: give one of them")
-    if config.vocab:
-        given = read_vocab(tokenizer, config.vocab)
-        if config.lm is not None and not is_kenlm_binary(_existing_lm(config.lm)):
-            lm_words = read_arpa(config.lm).unigrams - LM_SPECIAL_WORDS
-            _check_share(
-                sorted(set(given) - lm_words),
-                len(given),
-                f"{config.vocab}: words missing from the LM {config.lm}",
-            )
-        return given
-    if config.lm is None:
-        return read_lexicon(config.lexicon, tokens) if config.lexicon else None
-    lm = _existing_lm(config.lm)
-    if is_kenlm_binary(lm):
-        if not config.lexicon:
-            raise UserError(
-                f"{lm}: a KenLM binary cannot list its words: give --lexicon (or the ARPA file)"
-            )
-        return read_lexicon(config.lexicon, tokens)
-    lm_words = read_arpa(lm).unigrams - LM_SPECIAL_WORDS
+    given: dict[str, list[str]] | None = None
     if config.lexicon:
-        lexicon = read_lexicon(config.lexicon, tokens)
-        _check_share(
-            sorted(set(lexicon) - lm_words),
-            len(lexicon),
-            f"{config.lexicon}: lexicon words missing from the LM {lm}",
-        )
-        return lexicon
-    return spell_words(tokenizer, sorted(lm_words), source=str(lm))
-
-
-def _existing_lm(path: str) -> Path:
-    lm = Path(path)
+        given = read_lexicon(config.lexicon, tokens)
+    elif config.vocab:
+        given = read_vocab(tokenizer, config.vocab)
+    if config.lm is None:
+        return given
+    lm = Path(config.lm)
     if not lm.is_file():
         raise UserError(f"{lm}: language model not found")
-    return lm
+    if is_kenlm_binary(lm):
+        if given is None:
+            raise UserError(
+                f"{lm}: a KenLM binary cannot list its words: give --lexicon or --vocab (or the ARPA file)"
+            )
+        return given
+    lm_words = read_arpa(lm).unigrams - LM_SPECIAL_WORDS
+    if given is not None:
+        _check_share(
+            sorted(set(given) - lm_words),
+            len(given),
+            f"{config.lexicon or config.vocab}: lexicon words missing from the LM {lm}",
+        )
+        return given
+    return spell_words(tokenizer, sorted(lm_words), source=str(lm))
 
 
 def read_vocab(tokenizer: Tokenizer, path: str | Path) -> dict[str, list[str]]:

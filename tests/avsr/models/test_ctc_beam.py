@@ -117,7 +117,7 @@ def test_vocab_errors_name_the_file(tok: Tokenizer, tmp_path: Path) -> None:
     lm = write_arpa(["set red now"], tmp_path / "lm.arpa")
     other = tmp_path / "other.wrd"
     other.write_text("lay green soon please\n")
-    with pytest.raises(UserError, match="other.wrd: words missing from the LM"):
+    with pytest.raises(UserError, match="other.wrd: lexicon words missing from the LM"):
         CTCBeamDecoder(tok, CTCBeamConfig(vocab=str(other), lm=str(lm)))
 
 
